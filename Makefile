@@ -1,0 +1,60 @@
+# One entry point. `make run` and `make test` work on a fresh clone: they build the
+# virtual environments from the hash-pinned requirements, then start what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+POLICY_VENV := .venv-policy
+UV := $(VENV)/bin/uv
+PY := $(VENV)/bin/python
+
+.PHONY: help install run test test-fast lint typecheck plan lock clean
+
+help:
+	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
+	@echo "make test       lint, type-check and run the whole test suite (starts its own emulators)"
+	@echo "make plan       render the dev/staging/prod stacks offline into plans/ and diff them"
+	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
+
+install: $(VENV)/.installed $(POLICY_VENV)/.installed
+
+$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements/bootstrap.txt
+	$(UV) pip sync --python $(PY) --require-hashes requirements/dev.txt
+	$(UV) pip install --python $(PY) --no-deps -e .
+	# bqemulator loads DuckDB's spatial extension at start-up; install it from the wheel, offline.
+	$(PY) -c "from duckdb_extensions import import_extension; import_extension('spatial')"
+	touch $@
+
+$(POLICY_VENV)/.installed: requirements/bootstrap.txt requirements/policy.txt
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements/bootstrap.txt
+	$(UV) pip sync --python $(POLICY_VENV)/bin/python --require-hashes requirements/policy.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m app.local run
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy app platform/airline_platform
+
+test: install lint typecheck
+	$(VENV)/bin/pytest
+	$(POLICY_VENV)/bin/pytest -p no:cacheprovider platform/policy/tests
+
+plan: $(VENV)/.installed
+	$(PY) -m airline_platform.plan
+
+lock: $(VENV)/.installed
+	$(UV) pip compile pyproject.toml --extra platform --extra local --extra dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 -c requirements/dev.txt -q -o requirements/runtime.txt
+	$(UV) pip compile requirements/bootstrap.in --generate-hashes --python-version 3.11 -q -o requirements/bootstrap.txt
+	$(UV) pip compile platform/policy/requirements.in --generate-hashes --python-version 3.11 -q -o requirements/policy.txt
+
+clean:
+	rm -rf $(VENV) $(POLICY_VENV) .local plans .pytest_cache .mypy_cache .ruff_cache

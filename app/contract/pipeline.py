@@ -1,0 +1,53 @@
+"""Names and tuning of the pipeline's resources, shared by the Pulumi program and the local stack.
+
+Both targets build the same topic, dead-letter topic, subscriptions, dataset, table and
+view from these settings, so local runs exercise the cloud's configuration. Pulumi stack
+configuration may override the tuning per environment; the defaults live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the ingest path and the warehouse are called and how they behave."""
+
+    topic: str = "flight-events"
+    dead_letter_topic: str = "flight-events-dead-letter"
+    # The subscription that writes into the warehouse (a BigQuery subscription in the cloud,
+    # a pull subscription drained by the bridge worker locally).
+    subscription: str = "flight-events-to-warehouse"
+    # A pull subscription on the dead-letter topic, so operators can inspect what failed.
+    dead_letter_subscription: str = "flight-events-dead-letter-inspect"
+    ack_deadline_seconds: int = 60
+    max_delivery_attempts: int = 5
+    retry_minimum_backoff_seconds: int = 10
+    retry_maximum_backoff_seconds: int = 600
+    message_retention_seconds: int = 7 * 24 * 3600
+
+    dataset: str = "airline_analytics"
+    table: str = "flight_events"
+    latest_view: str = "flight_events_latest"
+    partition_field: str = "event_time"
+    partition_type: str = "DAY"
+    clustering_fields: tuple[str, ...] = ("carrier", "origin", "destination")
+
+    def latest_view_sql(self, project: str) -> str:
+        """The deduplicated view: one row per event id, the last one published.
+
+        Redeliveries of a message carry the same payload, so partitioning the window by
+        (event_id, event_time) deduplicates them while still letting BigQuery push an
+        `event_time` filter down to the table's partitions (`require_partition_filter`).
+        """
+        return (
+            f"SELECT * EXCEPT (row_rank) FROM ("  # noqa: S608 - identifiers from settings, no user input
+            f" SELECT *, ROW_NUMBER() OVER ("
+            f"PARTITION BY event_id, {self.partition_field} ORDER BY publish_time DESC) AS row_rank"
+            f" FROM `{project}.{self.dataset}.{self.table}`"
+            f") WHERE row_rank = 1"
+        )
+
+
+PIPELINE = PipelineSettings()
