@@ -48,7 +48,7 @@ test: install lint typecheck
 	$(POLICY_VENV)/bin/pytest -p no:cacheprovider platform/policy/tests
 
 plan: $(VENV)/.installed
-	$(PY) -m airline_platform.plan
+	PYTHONPATH=platform $(PY) -m airline_platform.plan
 
 lock: $(VENV)/.installed
 	$(UV) pip compile pyproject.toml --extra platform --extra local --extra dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt

@@ -1,0 +1,142 @@
+"""Typed stack configuration, validated when the program starts.
+
+Environments differ only through `stacks/Pulumi.<env>.yaml`; everything the program varies
+per environment is a field here, so a bad value fails before any resource is planned, with
+every problem listed at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+from app.contract.pipeline import PIPELINE
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+INGRESS_VALUES = (
+    "INGRESS_TRAFFIC_ALL",
+    "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+)
+PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
+_MEMBER = re.compile(r"^(user|group|serviceAccount|domain|principal|principalSet):\S+$")
+_MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+
+
+class ConfigError(ValueError):
+    """The stack configuration is missing values or holds invalid ones."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything that differs between dev, staging and prod."""
+
+    project: str
+    region: str
+    environment: str
+    owner: str
+    bigquery_location: str
+    min_instances: int
+    max_instances: int
+    cpu: str
+    memory: str
+    partition_expiration_days: int | None
+    deletion_protection: bool
+    allow_public_invoker: bool
+    invoker_members: tuple[str, ...]
+    ingress: str
+    ack_deadline_seconds: int
+    max_delivery_attempts: int
+    retry_minimum_backoff_seconds: int
+    retry_maximum_backoff_seconds: int
+
+    def __post_init__(self) -> None:
+        if errors := self.problems():
+            raise ConfigError("invalid stack configuration:\n  - " + "\n  - ".join(errors))
+
+    def problems(self) -> list[str]:
+        """Every rule the values break; the environment-specific ones encode DESIGN §5."""
+        errors = []
+        if self.environment not in ENVIRONMENTS:
+            errors.append(f"environment must be one of {ENVIRONMENTS}, got {self.environment!r}")
+        if not _LABEL_VALUE.match(self.owner):
+            errors.append(f"owner must be a label value (lowercase, digits, - or _), got {self.owner!r}")
+        if not 0 <= self.min_instances <= self.max_instances or self.max_instances < 1:
+            errors.append(
+                f"need 0 <= minInstances <= maxInstances and maxInstances >= 1, "
+                f"got {self.min_instances}..{self.max_instances}"
+            )
+        if self.cpu not in ("1", "2", "4", "6", "8"):
+            errors.append(f"cpu must be one of 1, 2, 4, 6, 8, got {self.cpu!r}")
+        if not _MEMORY.match(self.memory):
+            errors.append(f"memory must look like 512Mi or 2Gi, got {self.memory!r}")
+        if self.partition_expiration_days is not None and self.partition_expiration_days < 1:
+            errors.append("partitionExpirationDays must be a positive number of days")
+        if self.environment == "prod" and self.partition_expiration_days is not None:
+            errors.append("prod keeps its data: remove partitionExpirationDays")
+        if self.environment == "prod" and not self.deletion_protection:
+            errors.append("prod requires deletionProtection: true")
+        if self.allow_public_invoker and self.environment != "dev":
+            errors.append("allowPublicInvoker is only allowed in dev")
+        for member in self.invoker_members:
+            if member in PUBLIC_MEMBERS:
+                errors.append(f"{member} is not an invoker member; use allowPublicInvoker (dev only)")
+            elif not _MEMBER.match(member):
+                errors.append(
+                    f"invokerMembers entry {member!r} is not an IAM member like group:team@example.com"
+                )
+        if self.ingress not in INGRESS_VALUES:
+            errors.append(f"ingress must be one of {INGRESS_VALUES}, got {self.ingress!r}")
+        if not 10 <= self.ack_deadline_seconds <= 600:
+            errors.append("ackDeadlineSeconds must be between 10 and 600 (Pub/Sub limits)")
+        if not 5 <= self.max_delivery_attempts <= 100:
+            errors.append("maxDeliveryAttempts must be between 5 and 100 (Pub/Sub limits)")
+        if not 0 <= self.retry_minimum_backoff_seconds <= self.retry_maximum_backoff_seconds <= 600:
+            errors.append("need 0 <= retryMinimumBackoffSeconds <= retryMaximumBackoffSeconds <= 600")
+        return errors
+
+    def labels(self, service: str) -> dict[str, str]:
+        """The labels every labellable resource carries (cost and ownership reports group by them)."""
+        return {"environment": self.environment, "service": service, "owner": self.owner}
+
+
+def load_config() -> StackConfig:
+    """Read the current stack's configuration; raises ConfigError listing every problem."""
+    gcp = pulumi.Config("gcp")
+    app = pulumi.Config()
+    region = gcp.require("region")
+    members = app.get_object("invokerMembers") or []
+    if not isinstance(members, list):
+        raise ConfigError("invokerMembers must be a list of IAM members")
+    return StackConfig(
+        project=gcp.require("project"),
+        region=region,
+        environment=app.require("environment"),
+        owner=app.require("owner"),
+        bigquery_location=app.get("bigqueryLocation") or region,
+        min_instances=app.require_int("minInstances"),
+        max_instances=app.require_int("maxInstances"),
+        cpu=app.get("cpu") or "1",
+        memory=app.get("memory") or "512Mi",
+        partition_expiration_days=app.get_int("partitionExpirationDays"),
+        deletion_protection=app.require_bool("deletionProtection"),
+        allow_public_invoker=app.get_bool("allowPublicInvoker") or False,
+        invoker_members=tuple(str(m) for m in members),
+        ingress=app.get("ingress") or "INGRESS_TRAFFIC_ALL",
+        ack_deadline_seconds=_int_or(app, "ackDeadlineSeconds", PIPELINE.ack_deadline_seconds),
+        max_delivery_attempts=_int_or(app, "maxDeliveryAttempts", PIPELINE.max_delivery_attempts),
+        retry_minimum_backoff_seconds=_int_or(
+            app, "retryMinimumBackoffSeconds", PIPELINE.retry_minimum_backoff_seconds
+        ),
+        retry_maximum_backoff_seconds=_int_or(
+            app, "retryMaximumBackoffSeconds", PIPELINE.retry_maximum_backoff_seconds
+        ),
+    )
+
+
+def _int_or(config: pulumi.Config, key: str, default: int) -> int:
+    value = config.get_int(key)
+    return default if value is None else value
