@@ -18,8 +18,13 @@ UtcTimestamp = Annotated[
     datetime,
     Meta(tz=True, description="RFC 3339 timestamp with a zone offset; stored in UTC."),
 ]
-AirportCode = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="IATA airport code.")]
+AIRPORT_PATTERN = r"^[A-Z]{3}$"
+CARRIER_PATTERN = r"^[A-Z0-9]{2}$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+EVENT_ID_MAX_LENGTH = 64
+AirportCode = Annotated[str, Meta(pattern=AIRPORT_PATTERN, description="IATA airport code.")]
 Minutes = Annotated[int, Meta(ge=-1440, le=2880)]
+TailNumber = Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")]
 
 
 class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -33,27 +38,29 @@ class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         str,
         Meta(
             min_length=1,
-            max_length=64,
-            pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+            max_length=EVENT_ID_MAX_LENGTH,
+            pattern=EVENT_ID_PATTERN,
             description="Stable producer-chosen id; the deduplication key.",
         ),
     ]
     event_time: Annotated[UtcTimestamp, Meta(description="When the reported status took effect (UTC).")]
-    carrier: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$", description="IATA carrier code, e.g. UA.")]
+    carrier: Annotated[str, Meta(pattern=CARRIER_PATTERN, description="IATA carrier code, e.g. UA.")]
     flight_number: Annotated[int, Meta(ge=1, le=9999, description="Flight number within the carrier.")]
-    tail_number: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")] | None = (
-        None
-    )
+    tail_number: (
+        Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")] | None
+    ) = None
     origin: Annotated[AirportCode, Meta(description="Departure airport (IATA).")]
     destination: Annotated[AirportCode, Meta(description="Arrival airport (IATA).")]
     scheduled_departure: Annotated[UtcTimestamp, Meta(description="Scheduled departure (UTC).")]
     actual_departure: Annotated[UtcTimestamp, Meta(description="Actual departure (UTC).")] | None = None
     scheduled_arrival: Annotated[UtcTimestamp, Meta(description="Scheduled arrival (UTC).")]
     actual_arrival: Annotated[UtcTimestamp, Meta(description="Actual arrival (UTC).")] | None = None
-    departure_delay_minutes: Annotated[Minutes, Meta(description="Departure delay; negative is early.")] | None = (
-        None
-    )
-    arrival_delay_minutes: Annotated[Minutes, Meta(description="Arrival delay; negative is early.")] | None = None
+    departure_delay_minutes: (
+        Annotated[Minutes, Meta(description="Departure delay; negative is early.")] | None
+    ) = None
+    arrival_delay_minutes: (
+        Annotated[Minutes, Meta(description="Arrival delay; negative is early.")] | None
+    ) = None
     distance_miles: Annotated[int, Meta(ge=1, le=20000, description="Great-circle distance in miles.")]
     air_time_minutes: Annotated[int, Meta(ge=0, le=1440, description="Minutes in the air.")] | None = None
     cancelled: Annotated[bool, Meta(description="True when the flight did not depart.")]

@@ -1,0 +1,65 @@
+"""Service settings, read once from the environment (Cloud Run or the local runner sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from app.contract.pipeline import PIPELINE
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or malformed."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the service's Google clients point and how it answers."""
+
+    project_id: str
+    topic: str = PIPELINE.topic
+    dataset: str = PIPELINE.dataset
+    table: str = PIPELINE.table
+    view: str = PIPELINE.latest_view
+    # Set locally to bqemulator's REST address; unset in the cloud.
+    bigquery_api_endpoint: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    query_timeout_seconds: float = 20.0
+    publish_timeout_seconds: float = 10.0
+    max_window_days: int = 31
+    default_window_days: int = 7
+    max_page_size: int = 500
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        project = os.environ.get("APP_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        if not project:
+            raise SettingsError("set APP_PROJECT_ID (or GOOGLE_CLOUD_PROJECT) to the Google Cloud project id")
+        return cls(
+            project_id=project,
+            topic=os.environ.get("APP_TOPIC", PIPELINE.topic),
+            dataset=os.environ.get("APP_DATASET", PIPELINE.dataset),
+            table=os.environ.get("APP_TABLE", PIPELINE.table),
+            view=os.environ.get("APP_VIEW", PIPELINE.latest_view),
+            bigquery_api_endpoint=os.environ.get("BIGQUERY_API_ENDPOINT") or None,
+            host=os.environ.get("HOST", "127.0.0.1"),
+            port=_int("PORT", 8000),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings.from_env()
