@@ -17,7 +17,7 @@ from app.api.clients import bigquery_client, publisher_client
 from app.api.settings import Settings
 from app.api.warehouse import FlightWarehouse
 
-NEWEST_DAY_TTL_SECONDS = 60.0
+NEWEST_DAY_TTL_SECONDS = 10.0
 
 
 class Services:

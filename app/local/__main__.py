@@ -77,6 +77,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C must stop the stack even where the parent started us with SIGINT ignored
+    # (background jobs of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     config = StackConfig(
         project=args.project,
         pubsub_port=args.pubsub_port,

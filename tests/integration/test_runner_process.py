@@ -45,7 +45,14 @@ def runner(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict, Path
     argv = [sys.executable, "-m", "app.local", "run", "--days", "1", "--state-dir", str(state)]
     argv += ["--pubsub-port", ports[0], "--bigquery-port", ports[1], "--api-port", ports[2]]
     with (tmp_path / "runner.log").open("wb") as log:
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        # Started as a shell starts a background job: with SIGINT ignored, which Ctrl-C must override.
+        process = subprocess.Popen(  # noqa: S603
+            argv,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
     stack_file = state / "stack.json"
     try:
         assert wait_for(stack_file.exists, 60), (tmp_path / "runner.log").read_text()
@@ -64,10 +71,11 @@ def children(described: dict) -> dict[str, int]:
     return pids
 
 
-def test_sigterm_stops_every_child(runner):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_stop_signal_stops_every_child(runner, stop):
     process, described, stack_file = runner
     pids = children(described)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     process.wait(timeout=30)
     assert not [name for name, pid in pids.items() if alive(pid)]
     assert not stack_file.exists()
