@@ -13,9 +13,9 @@ from functools import cached_property
 
 from google.cloud.pubsub_v1 import PublisherClient
 
-from app.api.clients import bigquery_client, publisher_client
 from app.api.settings import Settings
 from app.api.warehouse import FlightWarehouse
+from app.gcp_clients import bigquery_client
 
 NEWEST_DAY_TTL_SECONDS = 10.0
 
@@ -30,11 +30,13 @@ class Services:
 
     @cached_property
     def warehouse(self) -> FlightWarehouse:
-        return FlightWarehouse(bigquery_client(self.settings), self.settings)
+        return FlightWarehouse(
+            bigquery_client(self.settings.project_id, self.settings.bigquery_api_endpoint), self.settings
+        )
 
     @cached_property
     def publisher(self) -> PublisherClient:
-        return publisher_client()
+        return PublisherClient()
 
     @property
     def topic_path(self) -> str:

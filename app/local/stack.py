@@ -19,9 +19,9 @@ from typing import Any
 
 from google.cloud import bigquery, pubsub_v1
 
+from app import gcp_clients
 from app.bridge import Bridge
 from app.contract.pipeline import PIPELINE, PipelineSettings
-from app.local import clients
 from app.local.processes import Child, StackError, free_port, http_ok, port_open, pubsub_emulator_binary
 from app.local.provision import provision_bigquery, provision_pubsub
 
@@ -142,13 +142,13 @@ class LocalStack:
 
     # Clients ------------------------------------------------------------------------------
     def publisher(self, **kwargs: Any) -> pubsub_v1.PublisherClient:
-        return clients.publisher_client(self.pubsub_host, **kwargs)
+        return gcp_clients.publisher_client(self.pubsub_host, **kwargs)
 
     def subscriber(self) -> pubsub_v1.SubscriberClient:
-        return clients.subscriber_client(self.pubsub_host)
+        return gcp_clients.subscriber_client(self.pubsub_host)
 
     def bigquery(self) -> bigquery.Client:
-        return clients.bigquery_client(self.project, self.bigquery_endpoint)
+        return gcp_clients.bigquery_client(self.project, self.bigquery_endpoint)
 
     # Lifecycle ----------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:

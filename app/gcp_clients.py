@@ -1,4 +1,9 @@
-"""Official Google clients pointed at the local emulators, without touching process-wide env."""
+"""The official Google clients, pointed at the cloud or at the local emulators.
+
+Only the address changes between targets. The API's Pub/Sub client follows
+PUBSUB_EMULATOR_HOST (read by the library itself); the local runner and tests build theirs
+on an explicit emulator host so that they need not touch the process-wide environment.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,10 @@ def subscriber_client(pubsub_host: str) -> pubsub_v1.SubscriberClient:
     return pubsub_v1.SubscriberClient(transport=transport)
 
 
-def bigquery_client(project: str, api_endpoint: str) -> bigquery.Client:
-    """A BigQuery client on bqemulator's REST endpoint with anonymous credentials."""
+def bigquery_client(project: str, api_endpoint: str | None = None) -> bigquery.Client:
+    """BigQuery with Application Default Credentials, or an emulator's endpoint anonymously."""
+    if not api_endpoint:
+        return bigquery.Client(project=project)
     return bigquery.Client(
         project=project,
         credentials=AnonymousCredentials(),
