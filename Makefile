@@ -51,7 +51,7 @@ plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
 
 lock: $(VENV)/.installed
-	$(UV) pip compile pyproject.toml --extra platform --extra local --extra dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml --group platform --group local --group dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt
 	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 -c requirements/dev.txt -q -o requirements/runtime.txt
 	$(UV) pip compile requirements/bootstrap.in --generate-hashes --python-version 3.11 -q -o requirements/bootstrap.txt
 	$(UV) pip compile platform/policy/requirements.in --generate-hashes --python-version 3.11 -q -o requirements/policy.txt
