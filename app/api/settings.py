@@ -58,6 +58,19 @@ class Settings:
             port=_int("PORT", 8000),
         )
 
+    def data_env(self) -> dict[str, str]:
+        """The variables `from_env` reads to find its data: what Cloud Run and the local runner set."""
+        env = {
+            "APP_PROJECT_ID": self.project_id,
+            "APP_TOPIC": self.topic,
+            "APP_DATASET": self.dataset,
+            "APP_TABLE": self.table,
+            "APP_VIEW": self.view,
+        }
+        if self.bigquery_api_endpoint:
+            env["BIGQUERY_API_ENDPOINT"] = self.bigquery_api_endpoint
+        return env
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

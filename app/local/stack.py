@@ -20,6 +20,7 @@ from typing import Any
 from google.cloud import bigquery, pubsub_v1
 
 from app import gcp_clients
+from app.api.settings import Settings
 from app.bridge import Bridge
 from app.contract.pipeline import PIPELINE, PipelineSettings
 from app.local.processes import Child, StackError, free_port, http_ok, port_open, pubsub_emulator_binary
@@ -127,17 +128,19 @@ class LocalStack:
     @property
     def api_env(self) -> dict[str, str]:
         """The environment the API runs with (what Cloud Run sets in the cloud, pointed at emulators)."""
-        return {
+        api = Settings(
+            project_id=self.project,
+            topic=self.settings.topic,
+            dataset=self.settings.dataset,
+            table=self.settings.table,
+            view=self.settings.latest_view,
+            bigquery_api_endpoint=self.bigquery_endpoint,
+        )
+        return api.data_env() | {
             "HOST": HOST,
             "PORT": str(self.config.api_port),
             "GOOGLE_CLOUD_PROJECT": self.project,
-            "APP_PROJECT_ID": self.project,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
-            "BIGQUERY_API_ENDPOINT": self.bigquery_endpoint,
-            "APP_TOPIC": self.settings.topic,
-            "APP_DATASET": self.settings.dataset,
-            "APP_TABLE": self.settings.table,
-            "APP_VIEW": self.settings.latest_view,
         }
 
     # Clients ------------------------------------------------------------------------------

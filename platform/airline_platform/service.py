@@ -19,7 +19,7 @@ import pulumi_gcp as gcp
 from airline_platform.config import StackConfig
 from airline_platform.ingestion import Ingestion
 from airline_platform.warehouse import Warehouse
-from app.contract.pipeline import PIPELINE
+from app.api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAME = "flight-api"
@@ -128,13 +128,7 @@ class ApiService(pulumi.ComponentResource):
                         # Cloud Run sets PORT itself; these tell the app where its data lives.
                         envs=[
                             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v)
-                            for k, v in {
-                                "APP_PROJECT_ID": cfg.project,
-                                "APP_TOPIC": PIPELINE.topic,
-                                "APP_DATASET": PIPELINE.dataset,
-                                "APP_TABLE": PIPELINE.table,
-                                "APP_VIEW": PIPELINE.latest_view,
-                            }.items()
+                            for k, v in Settings(project_id=cfg.project).data_env().items()
                         ],
                         resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
                             limits={"cpu": cfg.cpu, "memory": cfg.memory},
