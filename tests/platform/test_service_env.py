@@ -1,4 +1,4 @@
-"""The service's environment interface : the platform sets what the API reads."""
+"""The service's environment interface (app.contract.service_env): the platform sets what the API reads."""
 
 from __future__ import annotations
 
