@@ -179,6 +179,9 @@ def test_every_alert_links_an_existing_runbook_section(plans: dict[str, Plan], s
         url = runbook_link["url"]
         assert url.startswith(base + "/"), key
         assert f"]({url})" in doc["content"], "the Markdown itself links the runbook"
+        assert len(doc["content"]) <= 8192, "Cloud Monitoring's limit"
+        if key not in SYMPTOMS:
+            assert "The SLI: " in doc["content"], "burn-rate alerts say what their SLO counts"
         name, _, anchor = url.removeprefix(base + "/").partition("#")
         runbook = RUNBOOKS / name
         assert runbook.is_file(), f"{key} links missing runbook {name}"

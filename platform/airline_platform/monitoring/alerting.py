@@ -55,7 +55,7 @@ class SloSpec:
     service: str
     display_name: str
     goal: float
-    # Why this SLI and this goal: printed in the runbook and the docs, not only in a commit.
+    # What the SLI counts and why; every burn-rate alert on it repeats this to the responder.
     reason: str
     request_based_sli: gcp.monitoring.SloRequestBasedSliArgs | None = None
     windows_based_sli: gcp.monitoring.SloWindowsBasedSliArgs | None = None
@@ -120,7 +120,8 @@ def burn_rate_alerts(slo: SloSpec, slo_name: pulumi.Input[str]) -> list[AlertSpe
             summary=(
                 f"{slo.display_name} is spending its error budget {window.burn_rate:g}x faster than the "
                 f"{percent(slo.goal)} goal allows, over both the last "
-                f"{human_duration(window.long_seconds)} and the last {human_duration(window.short_seconds)}."
+                f"{human_duration(window.long_seconds)} and the last {human_duration(window.short_seconds)}. "
+                f"The SLI: {slo.reason}"
             ),
             conditions=[
                 condition(window, window.long_seconds, human_duration(window.long_seconds)),
