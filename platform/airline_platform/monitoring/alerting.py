@@ -30,20 +30,24 @@ class BurnRateWindow:
     short_seconds: int
     burn_rate: float
     route: Route
-    title: str
 
     @property
     def budget_spent_at_detection(self) -> float:
         """Share of the period's error budget gone when a steady burn at the threshold fires."""
         return self.burn_rate * self.long_seconds / (SLO_PERIOD_DAYS * 86_400)
 
+    @property
+    def title(self) -> str:
+        spent = percent(self.budget_spent_at_detection)
+        return f"{self.key.replace('-', ' ')} ({spent} of the budget in {human_duration(self.long_seconds)})"
+
 
 # SRE workbook, "Alerting on SLOs", recommended parameters for a 30-day 99.9% SLO (short window
 # = 1/12 of the long one). Kept for every goal: a lower goal only widens the error budget.
 BURN_RATE_WINDOWS = (
-    BurnRateWindow("fast-burn", 3_600, 300, 14.4, Route.PAGE, "fast burn (2% of the budget in 1 h)"),
-    BurnRateWindow("slow-burn", 21_600, 1_800, 6.0, Route.PAGE, "slow burn (5% of the budget in 6 h)"),
-    BurnRateWindow("budget-burn", 259_200, 21_600, 1.0, Route.TICKET, "budget burn (10% in 3 days)"),
+    BurnRateWindow("fast-burn", 3_600, 300, 14.4, Route.PAGE),
+    BurnRateWindow("slow-burn", 21_600, 1_800, 6.0, Route.PAGE),
+    BurnRateWindow("budget-burn", 259_200, 21_600, 1.0, Route.TICKET),
 )
 
 

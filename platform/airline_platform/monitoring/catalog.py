@@ -36,7 +36,6 @@ SLI_WINDOW_SECONDS = 60
 class Targets:
     """What is watched: the Cloud Run service and the Pub/Sub resources of the ingest path."""
 
-    project: str
     region: str
     service: pulumi.Input[str]
     max_instances: int

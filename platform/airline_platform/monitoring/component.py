@@ -104,7 +104,6 @@ class Monitoring(pulumi.ComponentResource):
         )
 
         targets = catalog.Targets(
-            project=cfg.project,
             region=cfg.region,
             service=args.service.name,
             max_instances=cfg.max_instances,
@@ -173,7 +172,7 @@ class Monitoring(pulumi.ComponentResource):
                             latency_threshold_ms=mon.latency_threshold_ms,
                             freshness_threshold_seconds=mon.freshness_threshold_seconds,
                             slos=[
-                                dashboard.SloTile(spec.key, spec.display_name, slo_name)
+                                dashboard.SloTile(spec.display_name, slo_name)
                                 for spec, slo_name in zip(specs, resolved[3:], strict=True)
                             ],
                         )

@@ -24,7 +24,6 @@ Reducer = dash.Aggregation.Reducer
 
 @dataclass(frozen=True)
 class SloTile:
-    key: str
     display_name: str
     name: str  # projects/<number>/services/<id>/serviceLevelObjectives/<id>
 
