@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from app.contract.pipeline import PIPELINE
+from app.contract.service_env import SERVICE_ENV, read_env, render_env
 
 
 class SettingsError(ValueError):
@@ -44,32 +45,16 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        project = os.environ.get("APP_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        if not project:
+        """Read the variables of the service's environment interface, plus HOST and PORT."""
+        values = read_env(os.environ)
+        values.setdefault("project_id", os.environ.get("GOOGLE_CLOUD_PROJECT"))
+        if not values["project_id"]:
             raise SettingsError("set APP_PROJECT_ID (or GOOGLE_CLOUD_PROJECT) to the Google Cloud project id")
-        return cls(
-            project_id=project,
-            topic=os.environ.get("APP_TOPIC", PIPELINE.topic),
-            dataset=os.environ.get("APP_DATASET", PIPELINE.dataset),
-            table=os.environ.get("APP_TABLE", PIPELINE.table),
-            view=os.environ.get("APP_VIEW", PIPELINE.latest_view),
-            bigquery_api_endpoint=os.environ.get("BIGQUERY_API_ENDPOINT") or None,
-            host=os.environ.get("HOST", "127.0.0.1"),
-            port=_int("PORT", 8000),
-        )
+        return cls(**values, host=os.environ.get("HOST", "127.0.0.1"), port=_int("PORT", 8000))
 
     def data_env(self) -> dict[str, str]:
-        """The variables `from_env` reads to find its data: what Cloud Run and the local runner set."""
-        env = {
-            "APP_PROJECT_ID": self.project_id,
-            "APP_TOPIC": self.topic,
-            "APP_DATASET": self.dataset,
-            "APP_TABLE": self.table,
-            "APP_VIEW": self.view,
-        }
-        if self.bigquery_api_endpoint:
-            env["BIGQUERY_API_ENDPOINT"] = self.bigquery_api_endpoint
-        return env
+        """The interface's variables for these settings: what Cloud Run and the local runner set."""
+        return render_env({var.field: getattr(self, var.field) for var in SERVICE_ENV})
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -12,9 +14,15 @@ REQUIRED_APIS = (
     "bigquery.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "iam.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
 )
+
+
+@dataclass(frozen=True)
+class ProjectApisArgs:
+    config: StackConfig
 
 
 class ProjectApis(pulumi.ComponentResource):
@@ -23,12 +31,12 @@ class ProjectApis(pulumi.ComponentResource):
     APIs stay enabled on destroy: other workloads in the project may use them.
     """
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airline:platform:ProjectApis", name, None, opts)
         self.services = [
             gcp.projects.Service(
-                f"api-{api.split('.')[0]}",
-                project=cfg.project,
+                f"{name}-{api.split('.')[0]}",
+                project=args.config.project,
                 service=api,
                 disable_on_destroy=False,
                 opts=pulumi.ResourceOptions(parent=self),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from airline_platform.monitoring.config import MonitoringConfig
 from app.contract.pipeline import PIPELINE
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -52,6 +53,7 @@ class StackConfig:
     max_delivery_attempts: int
     retry_minimum_backoff_seconds: int
     retry_maximum_backoff_seconds: int
+    monitoring: MonitoringConfig
 
     def __post_init__(self) -> None:
         if errors := self.problems():
@@ -96,7 +98,7 @@ class StackConfig:
             errors.append("maxDeliveryAttempts must be between 5 and 100 (Pub/Sub limits)")
         if not 0 <= self.retry_minimum_backoff_seconds <= self.retry_maximum_backoff_seconds <= 600:
             errors.append("need 0 <= retryMinimumBackoffSeconds <= retryMaximumBackoffSeconds <= 600")
-        return errors
+        return errors + self.monitoring.problems(self.environment)
 
     def labels(self, service: str) -> dict[str, str]:
         """The labels every labellable resource carries (cost and ownership reports group by them)."""
@@ -111,6 +113,9 @@ def load_config() -> StackConfig:
     members = app.get_object("invokerMembers") or []
     if not isinstance(members, list):
         raise ConfigError("invokerMembers must be a list of IAM members")
+    monitoring = app.require_object("monitoring")
+    if not isinstance(monitoring, dict):
+        raise ConfigError("monitoring must be an object (goals, thresholds, channels, runbookBaseUrl)")
     return StackConfig(
         project=gcp.require("project"),
         region=region,
@@ -134,6 +139,7 @@ def load_config() -> StackConfig:
         retry_maximum_backoff_seconds=_int_or(
             app, "retryMaximumBackoffSeconds", PIPELINE.retry_maximum_backoff_seconds
         ),
+        monitoring=MonitoringConfig.from_config(monitoring),
     )
 
 

@@ -10,6 +10,7 @@ subscription, and it needs write access on the dataset to write rows at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -23,20 +24,21 @@ def _seconds(value: int) -> str:
     return f"{value}s"
 
 
+@dataclass(frozen=True)
+class IngestionArgs:
+    config: StackConfig
+    warehouse: Warehouse
+    depends_on: Sequence[pulumi.Resource]
+
+
 class Ingestion(pulumi.ComponentResource):
     """Topic -> BigQuery subscription -> table, with dead-lettering and an inspection subscription."""
 
-    def __init__(
-        self,
-        name: str,
-        cfg: StackConfig,
-        warehouse: Warehouse,
-        depends_on: Sequence[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airline:platform:Ingestion", name, None, opts)
+        cfg, warehouse = args.config, args.warehouse
         labels = cfg.labels("ingestion")
-        after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+        after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         retention = _seconds(PIPELINE.message_retention_seconds)
         never_expire = gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl="")
 
@@ -46,7 +48,7 @@ class Ingestion(pulumi.ComponentResource):
         )
 
         self.topic = gcp.pubsub.Topic(
-            "topic",
+            f"{name}-topic",
             project=cfg.project,
             name=PIPELINE.topic,
             message_retention_duration=retention,
@@ -54,7 +56,7 @@ class Ingestion(pulumi.ComponentResource):
             opts=after_apis,
         )
         self.dead_letter_topic = gcp.pubsub.Topic(
-            "dead-letter-topic",
+            f"{name}-dead-letter-topic",
             project=cfg.project,
             name=PIPELINE.dead_letter_topic,
             message_retention_duration=retention,
@@ -62,7 +64,7 @@ class Ingestion(pulumi.ComponentResource):
             opts=after_apis,
         )
         self.dead_letter_subscription = gcp.pubsub.Subscription(
-            "dead-letter-inspect",
+            f"{name}-dead-letter-inspect",
             project=cfg.project,
             name=PIPELINE.dead_letter_subscription,
             topic=self.dead_letter_topic.id,
@@ -76,7 +78,7 @@ class Ingestion(pulumi.ComponentResource):
         # The agent must be able to write rows before the subscription is created: Pub/Sub
         # checks the table and its permissions at creation time.
         writer = gcp.bigquery.DatasetIamMember(
-            "pubsub-agent-dataset-editor",
+            f"{name}-pubsub-agent-dataset-editor",
             project=cfg.project,
             dataset_id=warehouse.dataset.dataset_id,
             role="roles/bigquery.dataEditor",
@@ -85,7 +87,7 @@ class Ingestion(pulumi.ComponentResource):
             opts=after_apis,
         )
         dead_letter_publisher = gcp.pubsub.TopicIAMMember(
-            "pubsub-agent-dead-letter-publisher",
+            f"{name}-pubsub-agent-dead-letter-publisher",
             project=cfg.project,
             topic=self.dead_letter_topic.name,
             role="roles/pubsub.publisher",
@@ -96,7 +98,7 @@ class Ingestion(pulumi.ComponentResource):
             warehouse.table.project, ".", warehouse.table.dataset_id, ".", warehouse.table.table_id
         )
         self.subscription = gcp.pubsub.Subscription(
-            "bigquery-subscription",
+            f"{name}-bigquery-subscription",
             project=cfg.project,
             name=PIPELINE.subscription,
             topic=self.topic.id,
@@ -122,7 +124,7 @@ class Ingestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[writer, dead_letter_publisher]),
         )
         gcp.pubsub.SubscriptionIAMMember(
-            "pubsub-agent-subscription-subscriber",
+            f"{name}-pubsub-agent-subscription-subscriber",
             project=cfg.project,
             subscription=self.subscription.name,
             role="roles/pubsub.subscriber",

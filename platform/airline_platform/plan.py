@@ -22,6 +22,8 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from airline_platform import plan_report
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = REPO_ROOT / "platform" / "__main__.py"
 STACKS_DIR = REPO_ROOT / "stacks"
@@ -29,6 +31,17 @@ PLANS_DIR = REPO_ROOT / "plans"
 PROJECT = "airline-data-platform"
 STACKS = ("dev", "staging", "prod")
 MOCK_PROJECT_NUMBER = "123456789012"
+# Google-managed service agents the program asks for, by API (service-<number>@<domain>...).
+SERVICE_AGENTS = {"monitoring.googleapis.com": "gcp-sa-monitoring-notification"}
+
+
+def _digest(name: str, length: int) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:length]
+
+
+def _number(name: str) -> int:
+    """A stable numeric id, like the ones Cloud Monitoring assigns to channels and policies."""
+    return int(_digest(name, 12), 16)
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,36 @@ class _Mocks(pulumi.runtime.Mocks):
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
         elif args.typ == "docker:index/image:Image":
-            digest = hashlib.sha256(args.name.encode()).hexdigest()
-            outputs["repoDigest"] = f"{inputs['imageName']}@sha256:{digest}"
+            outputs["repoDigest"] = f"{inputs['imageName']}@sha256:{_digest(args.name, 64)}"
         elif args.typ == "gcp:cloudrunv2/service:Service":
             outputs["uri"] = f"https://{inputs['name']}-{MOCK_PROJECT_NUMBER}.{inputs['location']}.run.app"
+        elif args.typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            email = (
+                f"service-{MOCK_PROJECT_NUMBER}@{SERVICE_AGENTS[inputs['service']]}.iam.gserviceaccount.com"
+            )
+            outputs |= {"email": email, "member": f"serviceAccount:{email}"}
+        elif args.typ in (
+            "gcp:monitoring/genericService:GenericService",
+            "gcp:monitoring/customService:CustomService",
+        ):
+            outputs["name"] = f"projects/{MOCK_PROJECT_NUMBER}/services/{inputs['serviceId']}"
+        elif args.typ == "gcp:monitoring/slo:Slo":
+            outputs["name"] = (
+                f"projects/{MOCK_PROJECT_NUMBER}/services/{inputs['service']}"
+                f"/serviceLevelObjectives/{inputs['sloId']}"
+            )
+        elif args.typ == "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig":
+            check_id = f"{args.name}-{_digest(args.name, 8)}"
+            outputs |= {
+                "uptimeCheckId": check_id,
+                "name": f"projects/{self.project}/uptimeCheckConfigs/{check_id}",
+            }
+        elif args.typ == "gcp:monitoring/notificationChannel:NotificationChannel":
+            outputs["name"] = f"projects/{self.project}/notificationChannels/{_number(args.name)}"
+        elif args.typ == "gcp:monitoring/alertPolicy:AlertPolicy":
+            outputs["name"] = f"projects/{self.project}/alertPolicies/{_number(args.name)}"
+        elif args.typ == "gcp:monitoring/dashboard:Dashboard":
+            resource_id = f"projects/{MOCK_PROJECT_NUMBER}/dashboards/{_digest(args.name, 32)}"
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -98,8 +137,15 @@ class _Monitor(mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            outputs = pulumi.runtime.rpc.deserialize_properties(response.object)
             self.registered.append(
-                {"type": request.type, "name": request.name, "urn": response.urn, "inputs": inputs}
+                {
+                    "type": request.type,
+                    "name": request.name,
+                    "urn": response.urn,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                }
             )
             self.dependencies[response.urn] = list(request.dependencies)
         return response
@@ -132,70 +178,25 @@ def write(plan: Plan, directory: Path = PLANS_DIR) -> Path:
     """Save one stack's resources as a JSON list of {type, name, urn, inputs}."""
     directory.mkdir(exist_ok=True)
     path = directory / f"{plan.stack}.json"
-    path.write_text(json.dumps(plan.resources, indent=2, sort_keys=True) + "\n")
+    inputs_only = [{k: v for k, v in r.items() if k != "outputs"} for r in plan.resources]
+    path.write_text(json.dumps(inputs_only, indent=2, sort_keys=True) + "\n")
     return path
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
-        return flat
-    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-        flat = {}
-        for index, item in enumerate(value):
-            flat.update(_flatten(item, f"{prefix}[{index}]"))
-        return flat
-    return {prefix: value}
-
-
-def _without_project(value: Any, project: str) -> Any:
-    return json.loads(json.dumps(value).replace(project, "${project}"))
-
-
-def diff(plans: list[Plan]) -> str:
-    """Per resource, the inputs whose values are not the same in every stack.
-
-    Each stack's project id is shown as ${project}, so only real differences remain.
-    """
-    names = [p.stack for p in plans]
-    by_stack = [
-        {
-            (r["type"], r["name"]): _flatten(
-                _without_project(r["inputs"], stack_config(p.stack)["gcp:project"])
-            )
-            for r in p.resources
-        }
-        for p in plans
-    ]
-    keys = sorted({k for resources in by_stack for k in resources})
-    lines = []
-    for key in keys:
-        present = [resources.get(key) for resources in by_stack]
-        if any(p is None for p in present):
-            only = ", ".join(n for n, p in zip(names, present, strict=True) if p)
-            lines.append(f"{key[1]} ({key[0]}): only in {only}")
-            continue
-        fields = sorted({f for p in present if p for f in p})
-        changed = [f for f in fields if len({json.dumps(p.get(f) if p else None) for p in present}) > 1]
-        if changed:
-            lines.append(f"{key[1]} ({key[0]}):")
-            for f in changed:
-                values = "  ".join(
-                    f"{n}={json.dumps(p.get(f) if p else None)}" for n, p in zip(names, present, strict=True)
-                )
-                lines.append(f"    {f}: {values}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
     plans = [render(stack) for stack in (argv or STACKS)]
     for plan in plans:
-        print(f"{plan.stack}: {len(plan.resources)} resources -> {write(plan).relative_to(REPO_ROOT)}")
+        print(f"\n{plan.stack}: {len(plan.resources)} resources -> {write(plan).relative_to(REPO_ROOT)}")
+        print("\n".join(plan_report.stack_summary(plan.resources)))
     if len(plans) > 1:
-        print(f"\nInputs that differ between {', '.join(p.stack for p in plans)}:")
-        print(diff(plans) or "    (none)")
+        stacks = ", ".join(p.stack for p in plans)
+        print(f"\nMonitoring at a glance:\n{plan_report.at_a_glance({p.stack: p.resources for p in plans})}")
+        print(f"\nInputs that differ between {stacks}")
+        print("(each stack's project id shown as ${project}, its name as ${stack}):")
+        differences = plan_report.diff(
+            {p.stack: (stack_config(p.stack)["gcp:project"], p.resources) for p in plans}
+        )
+        print(differences or "    (none)")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -19,7 +20,8 @@ import pulumi_gcp as gcp
 from airline_platform.config import StackConfig
 from airline_platform.ingestion import Ingestion
 from airline_platform.warehouse import Warehouse
-from app.api.settings import Settings
+from app.contract.pipeline import PIPELINE
+from app.contract.service_env import pipeline_values, render_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAME = "flight-api"
@@ -28,24 +30,25 @@ CONTAINER_PORT = 8080
 HEALTH_PATH = "/healthz"
 
 
+@dataclass(frozen=True)
+class ApiServiceArgs:
+    config: StackConfig
+    warehouse: Warehouse
+    ingestion: Ingestion
+    depends_on: Sequence[pulumi.Resource]
+
+
 class ApiService(pulumi.ComponentResource):
     """Artifact Registry repository, image build and push, Cloud Run service and its IAM."""
 
-    def __init__(
-        self,
-        name: str,
-        cfg: StackConfig,
-        warehouse: Warehouse,
-        ingestion: Ingestion,
-        depends_on: Sequence[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: ApiServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airline:platform:ApiService", name, None, opts)
+        cfg, warehouse, ingestion, depends_on = args.config, args.warehouse, args.ingestion, args.depends_on
         labels = cfg.labels("api")
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
 
         self.account = gcp.serviceaccount.Account(
-            "api-account",
+            f"{name}-account",
             project=cfg.project,
             account_id=f"{SERVICE_NAME}-runtime",
             display_name="Flight API (Cloud Run runtime identity)",
@@ -54,7 +57,7 @@ class ApiService(pulumi.ComponentResource):
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
         grants = [
             gcp.bigquery.DatasetIamMember(
-                "api-dataset-viewer",
+                f"{name}-dataset-viewer",
                 project=cfg.project,
                 dataset_id=warehouse.dataset.dataset_id,
                 role="roles/bigquery.dataViewer",
@@ -62,14 +65,14 @@ class ApiService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             ),
             gcp.projects.IAMMember(
-                "api-bigquery-job-user",
+                f"{name}-bigquery-job-user",
                 project=cfg.project,
                 role="roles/bigquery.jobUser",
                 member=member,
                 opts=pulumi.ResourceOptions(parent=self),
             ),
             gcp.pubsub.TopicIAMMember(
-                "api-topic-publisher",
+                f"{name}-topic-publisher",
                 project=cfg.project,
                 topic=ingestion.topic.name,
                 role="roles/pubsub.publisher",
@@ -79,7 +82,7 @@ class ApiService(pulumi.ComponentResource):
         ]
 
         self.repository = gcp.artifactregistry.Repository(
-            "images",
+            f"{name}-images",
             project=cfg.project,
             location=cfg.region,
             repository_id=REPOSITORY_ID,
@@ -91,7 +94,7 @@ class ApiService(pulumi.ComponentResource):
         registry = f"{cfg.region}-docker.pkg.dev"
         token = gcp.organizations.get_client_config_output().access_token
         self.image = docker.Image(
-            "api-image",
+            f"{name}-image",
             image_name=pulumi.Output.concat(
                 registry, "/", cfg.project, "/", self.repository.repository_id, "/", SERVICE_NAME
             ),
@@ -108,7 +111,7 @@ class ApiService(pulumi.ComponentResource):
         )
 
         self.service = gcp.cloudrunv2.Service(
-            "api-service",
+            f"{name}-service",
             project=cfg.project,
             location=cfg.region,
             name=SERVICE_NAME,
@@ -128,7 +131,9 @@ class ApiService(pulumi.ComponentResource):
                         # Cloud Run sets PORT itself; these tell the app where its data lives.
                         envs=[
                             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v)
-                            for k, v in Settings(project_id=cfg.project).data_env().items()
+                            for k, v in render_env(
+                                {"project_id": cfg.project, **pipeline_values(PIPELINE)}
+                            ).items()
                         ],
                         resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
                             limits={"cpu": cfg.cpu, "memory": cfg.memory},
@@ -162,7 +167,7 @@ class ApiService(pulumi.ComponentResource):
             invokers.append("allUsers")
         for invoker in invokers:
             gcp.cloudrunv2.ServiceIamMember(
-                f"api-invoker-{invoker}",
+                f"{name}-invoker-{invoker}",
                 project=cfg.project,
                 location=cfg.region,
                 name=self.service.name,

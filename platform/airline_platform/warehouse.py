@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -19,22 +20,23 @@ from app.contract.warehouse_schema import table_schema
 DAY_MS = 24 * 3600 * 1000
 
 
+@dataclass(frozen=True)
+class WarehouseArgs:
+    config: StackConfig
+    depends_on: Sequence[pulumi.Resource]
+
+
 class Warehouse(pulumi.ComponentResource):
     """Dataset, table and view; access is granted per dataset by the components that need it."""
 
-    def __init__(
-        self,
-        name: str,
-        cfg: StackConfig,
-        depends_on: Sequence[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: WarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airline:platform:Warehouse", name, None, opts)
-        after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+        cfg = args.config
+        after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         labels = cfg.labels("warehouse")
 
         self.dataset = gcp.bigquery.Dataset(
-            "dataset",
+            f"{name}-dataset",
             project=cfg.project,
             dataset_id=PIPELINE.dataset,
             location=cfg.bigquery_location,
@@ -48,7 +50,7 @@ class Warehouse(pulumi.ComponentResource):
             cfg.partition_expiration_days * DAY_MS if cfg.partition_expiration_days is not None else None
         )
         self.table = gcp.bigquery.Table(
-            "events-table",
+            f"{name}-events-table",
             project=cfg.project,
             dataset_id=self.dataset.dataset_id,
             table_id=PIPELINE.table,
@@ -66,7 +68,7 @@ class Warehouse(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.view = gcp.bigquery.Table(
-            "latest-view",
+            f"{name}-latest-view",
             project=cfg.project,
             dataset_id=self.dataset.dataset_id,
             table_id=PIPELINE.latest_view,

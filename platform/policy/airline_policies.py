@@ -1,4 +1,4 @@
-"""The security baseline (DESIGN §5) as CrossGuard resource policies.
+"""The security baseline as CrossGuard resource policies, and the operations baseline as stack policies.
 
 Kept apart from the pack's entry file because `PolicyPack(...)` starts a server and never
 returns: tests import this module and call each policy's `validate` directly. Properties
@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
+    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
@@ -59,6 +63,23 @@ PROJECT_IAM_TYPES = frozenset(
         "gcp:projects/iAMPolicy:IAMPolicy",
     }
 )
+# Monitoring resources label through `userLabels`.
+USER_LABELLED_TYPES = frozenset(
+    {
+        "gcp:monitoring/alertPolicy:AlertPolicy",
+        "gcp:monitoring/customService:CustomService",
+        "gcp:monitoring/genericService:GenericService",
+        "gcp:monitoring/notificationChannel:NotificationChannel",
+        "gcp:monitoring/slo:Slo",
+        "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig",
+    }
+)
+ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
+SLO = "gcp:monitoring/slo:Slo"
+BURN_RATE = re.compile(r'^select_slo_burn_rate\("(?P<slo>[^"]+)", "(?P<lookback>\d+)s"\)$')
+RUNBOOK_LINK = re.compile(r"/docs/runbooks/(?P<name>[a-z0-9-]+)\.md(?:#(?P<anchor>[a-z0-9-]+))?\)")
+# The pack lives in the repository it checks: platform/policy -> docs/runbooks.
+RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 DEFAULT_PUBLIC_STACKS = ("dev",)
 DEFAULT_PROTECTED_STACKS = ("prod",)
@@ -167,12 +188,73 @@ def _deletion_protection(args: ResourceValidationArgs, report_violation: ReportV
 
 
 def _labels(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in LABELLED_TYPES:
+    if args.resource_type in LABELLED_TYPES:
+        labels = args.props.get("labels") or {}
+    elif args.resource_type in USER_LABELLED_TYPES:
+        labels = args.props.get("userLabels") or {}
+    else:
         return
-    labels = args.props.get("labels") or {}
     missing = [key for key in REQUIRED_LABELS if not labels.get(key)]
     if missing:
         report_violation(f"missing labels: {', '.join(missing)}", None)
+
+
+def _burn_rate_slos(policy: PolicyResource) -> set[str]:
+    """The SLO names a policy alerts on, if every condition is an SLO burn-rate threshold."""
+    conditions = [c.get("conditionThreshold") or {} for c in policy.props.get("conditions") or []]
+    matches = [BURN_RATE.match(str(c.get("filter", ""))) for c in conditions]
+    if not matches or not all(matches) or any(c.get("comparison") != "COMPARISON_GT" for c in conditions):
+        return set()
+    if len(matches) > 1 and policy.props.get("combiner") != "AND":
+        return set()  # a multiwindow alert must need both windows
+    return {m["slo"] for m in matches if m}
+
+
+def _every_slo_is_alerted(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Each SLO needs a page (CRITICAL) and a ticket (WARNING) burn-rate policy on its own name."""
+    policies = [r for r in args.resources if r.resource_type == ALERT_POLICY]
+    alerted: dict[str, set[str]] = {}
+    for policy in policies:
+        for slo in _burn_rate_slos(policy):
+            alerted.setdefault(slo, set()).add(str(policy.props.get("severity")))
+    for slo in (r for r in args.resources if r.resource_type == SLO):
+        suffix = f"/services/{slo.props.get('service')}/serviceLevelObjectives/{slo.props.get('sloId')}"
+        severities = set().union(*(s for name, s in alerted.items() if name.endswith(suffix)))
+        missing = {"CRITICAL", "WARNING"} - severities
+        if missing:
+            report_violation(
+                f"SLO '{slo.props.get('sloId')}' has no select_slo_burn_rate policy of severity "
+                f"{', '.join(sorted(missing))}: add its page and ticket burn-rate alerts.",
+                slo.urn,
+            )
+
+
+def _every_alert_has_a_runbook(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Each alert policy's Markdown documentation links a runbook (and section) that exists."""
+    for policy in (r for r in args.resources if r.resource_type == ALERT_POLICY):
+        doc = policy.props.get("documentation") or {}
+        link = RUNBOOK_LINK.search(str(doc.get("content", "")))
+        name = policy.props.get("displayName", policy.name)
+        if doc.get("mimeType") != "text/markdown" or not link:
+            report_violation(
+                f"alert '{name}' does not link a docs/runbooks/<name>.md in its Markdown.", policy.urn
+            )
+            continue
+        runbook = RUNBOOKS / f"{link['name']}.md"
+        if not runbook.is_file():
+            report_violation(f"alert '{name}' links {runbook.name}, which does not exist.", policy.urn)
+        elif link["anchor"] and link["anchor"] not in _anchors(runbook):
+            report_violation(
+                f"alert '{name}' links a missing section #{link['anchor']} of {runbook.name}.", policy.urn
+            )
+
+
+def _anchors(markdown: Path) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings."""
+    headings = (
+        line.lstrip("#").strip().lower() for line in markdown.read_text().splitlines() if line.startswith("#")
+    )
+    return {re.sub(r"[^\w\- ]", "", h).replace(" ", "-") for h in headings}
 
 
 def _policy(
@@ -220,7 +302,21 @@ POLICIES = [
     ),
     _policy(
         "required-labels",
-        "Labellable resources carry environment, service and owner labels.",
+        "Labellable resources carry environment, service and owner labels (userLabels on monitoring).",
         _labels,
+    ),
+]
+STACK_POLICIES = [
+    StackValidationPolicy(
+        name="every-slo-is-alerted",
+        description="Every SLO has page and ticket burn-rate alert policies whose filters name it.",
+        validate=_every_slo_is_alerted,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="every-alert-has-a-runbook",
+        description="Every alert policy's documentation links an existing runbook in docs/runbooks/.",
+        validate=_every_alert_has_a_runbook,
+        enforcement_level=EnforcementLevel.MANDATORY,
     ),
 ]

@@ -6,6 +6,16 @@ import dataclasses
 
 import pytest
 from airline_platform.config import ConfigError, StackConfig
+from airline_platform.monitoring.config import SLO_IDS, Channel, MonitoringConfig
+
+PAGER = Channel("oncall", "email", {"email_address": "oncall@example.com"}, ("page",), "On-call")
+MONITORING = MonitoringConfig(
+    goals=dict.fromkeys(SLO_IDS, 0.99),
+    latency_threshold_ms=2000,
+    freshness_threshold_seconds=600,
+    channels=(PAGER,),
+    runbook_base_url="https://github.com/example/repo/blob/main/docs/runbooks",
+)
 
 GOOD = StackConfig(
     project="airline-data-prod",
@@ -26,7 +36,16 @@ GOOD = StackConfig(
     max_delivery_attempts=5,
     retry_minimum_backoff_seconds=10,
     retry_maximum_backoff_seconds=600,
+    monitoring=MONITORING,
 )
+
+
+def monitoring(**changes: object) -> MonitoringConfig:
+    return dataclasses.replace(MONITORING, **changes)
+
+
+def channel(**changes: object) -> Channel:
+    return dataclasses.replace(PAGER, **changes)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +63,26 @@ GOOD = StackConfig(
         ({"memory": "1GB"}, "memory must look like"),
         ({"max_delivery_attempts": 3}, "maxDeliveryAttempts"),
         ({"retry_minimum_backoff_seconds": 700}, "retryMinimumBackoffSeconds"),
+        ({"monitoring": monitoring(goals={"api-availability": 0.999})}, "needs a goal for api-latency"),
+        (
+            {"monitoring": monitoring(goals=dict.fromkeys([*SLO_IDS, "api-cost"], 0.9))},
+            "unknown SLOs api-cost",
+        ),
+        ({"monitoring": monitoring(goals=dict.fromkeys(SLO_IDS, 0.9999))}, r"must be in \(0, 0.999\]"),
+        ({"monitoring": monitoring(goals=dict.fromkeys(SLO_IDS, 0.0))}, r"must be in \(0, 0.999\]"),
+        ({"monitoring": monitoring(latency_threshold_ms=0)}, "latencyThresholdMs"),
+        ({"monitoring": monitoring(freshness_threshold_seconds=10)}, "freshnessThresholdSeconds"),
+        ({"monitoring": monitoring(runbook_base_url="http://example.com/")}, "runbookBaseUrl"),
+        ({"monitoring": monitoring(channels=())}, "prod must page someone"),
+        ({"monitoring": monitoring(channels=(channel(routes=("ticket",)),))}, "prod must page someone"),
+        ({"monitoring": monitoring(channels=(channel(routes=("sms",)),))}, "routes must be page, ticket"),
+        ({"monitoring": monitoring(channels=(channel(labels={}),))}, "needs the label email_address"),
+        (
+            {"monitoring": monitoring(channels=(channel(type="slack", labels={"auth_token": "x"}),))},
+            "credential",
+        ),
+        ({"monitoring": monitoring(channels=(channel(), channel()))}, "names must be unique"),
+        ({"monitoring": monitoring(channels=(channel(name="On Call"),))}, "name must be lowercase"),
     ],
 )
 def test_invalid_values_are_rejected(changes: dict[str, object], message: str) -> None:
@@ -65,5 +104,6 @@ def test_public_invoker_is_fine_in_dev() -> None:
         deletion_protection=False,
         partition_expiration_days=30,
         allow_public_invoker=True,
+        monitoring=monitoring(channels=()),  # dev may notify nobody
     )
     assert dev.labels("api") == {"environment": "dev", "service": "api", "owner": "data-platform"}

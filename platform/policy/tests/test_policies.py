@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airline_policies import POLICIES
-from pulumi_policy import ResourceValidationArgs
+from airline_policies import POLICIES, STACK_POLICIES
+from pulumi_policy import PolicyResource, ResourceValidationArgs, StackValidationArgs
 
 BY_NAME = {p.name: p for p in POLICIES}
+STACK_BY_NAME = {p.name: p for p in STACK_POLICIES}
+SLO_NAME = "projects/1/services/flight-api/serviceLevelObjectives/api-availability"
+RUNBOOK = "https://github.com/o/r/blob/main/docs/runbooks/api-availability.md"
 DIGEST_IMAGE = "europe-west1-docker.pkg.dev/p/airline/flight-api@sha256:" + "a" * 64
 LABELS = {"environment": "prod", "service": "api", "owner": "data-platform"}
 
@@ -222,6 +225,8 @@ def run_service(**template: Any) -> dict[str, Any]:
         ("required-labels", "gcp:pubsub/topic:Topic", {"labels": {"environment": "prod"}}, "prod", True),
         ("required-labels", "gcp:bigquery/dataset:Dataset", {}, "prod", True),
         ("required-labels", "gcp:pubsub/topicIAMMember:TopicIAMMember", {}, "prod", False),
+        ("required-labels", "gcp:monitoring/slo:Slo", {"userLabels": LABELS}, "prod", False),
+        ("required-labels", "gcp:monitoring/alertPolicy:AlertPolicy", {"labels": LABELS}, "prod", True),
     ],
 )
 def test_policy(policy: str, type_: str, props: dict[str, Any], stack: str, bad: bool) -> None:
@@ -244,7 +249,103 @@ def test_policy_config_overrides_default_stacks() -> None:
 
 
 def test_pack_names_are_unique() -> None:
-    assert len(BY_NAME) == len(POLICIES)
+    assert len(BY_NAME | STACK_BY_NAME) == len(POLICIES) + len(STACK_POLICIES)
+
+
+def policy_resource(type_: str, props: dict[str, Any], name: str = "r") -> PolicyResource:
+    return PolicyResource(
+        resource_type=type_,
+        props=props,
+        urn=f"urn:pulumi:prod::airline-data-platform::{type_}::{name}",
+        name=name,
+        opts=None,  # type: ignore[arg-type]
+        provider=None,
+        parent=None,
+        dependencies=[],
+        property_dependencies={},
+    )
+
+
+def stack_violations(policy: str, resources: list[PolicyResource]) -> list[str]:
+    found: list[str] = []
+    STACK_BY_NAME[policy].validate(
+        StackValidationArgs(resources), lambda message, urn=None: found.append(message)
+    )
+    return found
+
+
+def slo() -> PolicyResource:
+    return policy_resource(
+        "gcp:monitoring/slo:Slo", {"service": "flight-api", "sloId": "api-availability"}, "slo"
+    )
+
+
+def burn_policy(severity: str, slo_name: str = SLO_NAME, **changes: Any) -> PolicyResource:
+    def condition(lookback: int) -> dict[str, Any]:
+        return {
+            "conditionThreshold": {
+                "filter": f'select_slo_burn_rate("{slo_name}", "{lookback}s")',
+                "comparison": "COMPARISON_GT",
+                "thresholdValue": 14.4,
+                "duration": "0s",
+            }
+        }
+
+    props = {
+        "displayName": f"burn {severity}",
+        "combiner": "AND",
+        "severity": severity,
+        "conditions": [condition(3600), condition(300)],
+        "documentation": {"mimeType": "text/markdown", "content": f"[runbook]({RUNBOOK}#fast-burn)"},
+    }
+    return policy_resource("gcp:monitoring/alertPolicy:AlertPolicy", props | changes, f"alert-{severity}")
+
+
+@pytest.mark.parametrize(
+    ("resources", "bad"),
+    [
+        ([slo(), burn_policy("CRITICAL"), burn_policy("WARNING")], False),
+        ([slo(), burn_policy("CRITICAL")], True),  # no ticket
+        ([slo(), burn_policy("WARNING")], True),  # nobody paged
+        ([slo()], True),
+        (
+            [slo(), burn_policy("CRITICAL", "None"), burn_policy("WARNING", "None")],
+            True,
+        ),  # mocks without names
+        (
+            [
+                slo(),
+                burn_policy("CRITICAL", SLO_NAME.replace("api-availability", "api-latency")),
+                burn_policy("WARNING"),
+            ],
+            True,
+        ),
+        ([slo(), burn_policy("CRITICAL", combiner="OR"), burn_policy("WARNING")], True),
+        ([burn_policy("CRITICAL")], False),  # an alert without an SLO is the other policy's business
+    ],
+)
+def test_every_slo_is_alerted(resources: list[PolicyResource], bad: bool) -> None:
+    assert bool(stack_violations("every-slo-is-alerted", resources)) is bad
+
+
+@pytest.mark.parametrize(
+    ("documentation", "bad"),
+    [
+        ({"mimeType": "text/markdown", "content": f"[runbook]({RUNBOOK}#fast-burn)"}, False),
+        ({"mimeType": "text/markdown", "content": f"[runbook]({RUNBOOK})"}, False),
+        ({"mimeType": "text/markdown", "content": f"[runbook]({RUNBOOK}#no-such-section)"}, True),
+        (
+            {"mimeType": "text/markdown", "content": "[runbook](https://x/docs/runbooks/no-such-alert.md)"},
+            True,
+        ),
+        ({"mimeType": "text/markdown", "content": "Call Bob."}, True),
+        ({"content": f"[runbook]({RUNBOOK})"}, True),
+        ({}, True),
+    ],
+)
+def test_every_alert_has_a_runbook(documentation: dict[str, Any], bad: bool) -> None:
+    policy = burn_policy("CRITICAL", documentation=documentation)
+    assert bool(stack_violations("every-alert-has-a-runbook", [policy])) is bad
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
@@ -263,4 +364,10 @@ def test_whole_pack_passes_on_each_stack(plans: dict[str, list[dict[str, Any]]],
                 provider=None,
             )
             policy.validate(args, lambda message, urn=None, p=policy.name: failures.append(f"{p}: {message}"))
+    stack = [policy_resource(r["type"], r["inputs"], r["name"]) for r in resources]
+    for stack_policy in STACK_POLICIES:
+        failures += [f"{stack_policy.name}: {m}" for m in stack_violations(stack_policy.name, stack)]
     assert failures == []
+    assert any(r["type"] == "gcp:monitoring/slo:Slo" for r in resources), (
+        "the stack policies had SLOs to check"
+    )

@@ -1,0 +1,75 @@
+"""The service's environment interface: which variables a deployment sets and what each carries.
+
+Defined once, here, because three parties must agree on it: the API's settings read these
+variables, and the Pulumi program (Cloud Run) and the local runner set them. Adding a setting
+is one `EnvVar` line below (plus the `Settings` field it fills); `parse`/`render` say how a
+non-text value travels, for example `EnvVar("APP_MAX_BYTES_BILLED", "max_bytes_billed", int)`.
+Process settings that no deployment chooses (`HOST`, `PORT`) stay with the API's settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.contract.pipeline import PipelineSettings
+
+
+class ServiceEnvError(ValueError):
+    """A variable of the interface holds a value its setting cannot take."""
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One variable: its name, the settings field it fills, and how its value is written and read."""
+
+    name: str
+    field: str
+    parse: Callable[[str], Any] = str
+    render: Callable[[Any], str] = str
+    # The PipelineSettings attribute it carries when it names one of the pipeline's resources.
+    pipeline: str | None = None
+
+
+SERVICE_ENV: tuple[EnvVar, ...] = (
+    EnvVar("APP_PROJECT_ID", "project_id"),
+    EnvVar("APP_TOPIC", "topic", pipeline="topic"),
+    EnvVar("APP_DATASET", "dataset", pipeline="dataset"),
+    EnvVar("APP_TABLE", "table", pipeline="table"),
+    EnvVar("APP_VIEW", "view", pipeline="latest_view"),
+    # Set locally to bqemulator's REST address; never in the cloud.
+    EnvVar("BIGQUERY_API_ENDPOINT", "bigquery_api_endpoint"),
+)
+_BY_FIELD = {var.field: var for var in SERVICE_ENV}
+
+
+def pipeline_values(pipeline: PipelineSettings) -> dict[str, Any]:
+    """The settings fields that name pipeline resources, filled from `pipeline`."""
+    return {var.field: getattr(pipeline, var.pipeline) for var in SERVICE_ENV if var.pipeline}
+
+
+def render_env(values: Mapping[str, Any]) -> dict[str, str]:
+    """The variables that carry `values` (settings field -> value); `None` values are left unset."""
+    unknown = sorted(set(values) - _BY_FIELD.keys())
+    if unknown:
+        raise ServiceEnvError(f"not part of the service's environment interface: {', '.join(unknown)}")
+    return {
+        _BY_FIELD[field].name: _BY_FIELD[field].render(value)
+        for field, value in values.items()
+        if value is not None
+    }
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings fields from the variables that are set; an empty variable counts as unset."""
+    values: dict[str, Any] = {}
+    for var in SERVICE_ENV:
+        raw = environ.get(var.name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[var.field] = var.parse(raw)
+        except ValueError as exc:
+            raise ServiceEnvError(f"{var.name} holds {raw!r}, which {var.field} cannot take: {exc}") from exc
+    return values

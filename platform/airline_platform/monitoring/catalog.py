@@ -1,0 +1,328 @@
+"""The platform's SLOs and symptom alerts: what is measured, against which goal, and why.
+
+Each SLI reads data Google already collects (no agent, no code in the API):
+
+- API availability and latency: Cloud Run's `request_count` and `request_latencies`. Both miss
+  requests Cloud Run refuses before the container (unauthenticated callers, max instances
+  reached), so *reachability* measures the service from outside with the uptime check, and the
+  *at max instances* alert watches the one refusal cause the service controls.
+- Ingest freshness and correctness: the BigQuery subscription's `oldest_unacked_message_age`
+  and its dead-letter count. A stopped export (permission lost, table changed) is caught faster
+  by the subscription-state symptom alert than by the freshness SLO.
+
+To add a signal (for example a log-based metric from the API's structured logs), create its
+metric in the component and append an `SloSpec` or `AlertSpec` here; the component turns specs
+into resources, derives burn-rate policies from SLOs, and the tests and policy pack then demand
+its runbook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from airline_platform.monitoring.alerting import AlertSpec, SloSpec, seconds
+from airline_platform.monitoring.config import MonitoringConfig, Route
+
+API_SERVICE_ID = "flight-api"
+INGEST_SERVICE_ID = "flight-ingest"
+SLI_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What is watched: the Cloud Run service and the Pub/Sub resources of the ingest path."""
+
+    region: str
+    service: pulumi.Input[str]
+    max_instances: int
+    subscription: pulumi.Input[str]
+    dead_letter_subscription: pulumi.Input[str]
+    uptime_check_id: pulumi.Input[str]
+
+
+def filter_text(
+    metric: str,
+    resource_type: str,
+    resource_labels: Mapping[str, str],
+    metric_labels: Mapping[str, str] | None = None,
+    exclude: Mapping[str, str] | None = None,
+) -> str:
+    """A Monitoring filter on one metric type, its resource and labels (`exclude`: label != value)."""
+    parts = [f'metric.type="{metric}"', f'resource.type="{resource_type}"']
+    parts += [f'resource.label."{k}"="{v}"' for k, v in resource_labels.items()]
+    parts += [f'metric.label."{k}"="{v}"' for k, v in (metric_labels or {}).items()]
+    parts += [f'metric.label."{k}"!="{v}"' for k, v in (exclude or {}).items()]
+    return " ".join(parts)
+
+
+def metric_filter(
+    metric: str,
+    resource_type: str,
+    resource_labels: Mapping[str, pulumi.Input[str]],
+    metric_labels: Mapping[str, pulumi.Input[str]] | None = None,
+    exclude: Mapping[str, str] | None = None,
+) -> pulumi.Output[str]:
+    """`filter_text` once the label values (resource names, check ids) are known."""
+    return pulumi.Output.all(dict(resource_labels), dict(metric_labels or {})).apply(
+        lambda labels: filter_text(metric, resource_type, labels[0], labels[1], exclude)
+    )
+
+
+def cloud_run(targets: Targets) -> dict[str, pulumi.Input[str]]:
+    return {"service_name": targets.service, "location": targets.region}
+
+
+def uptime_check_passed(targets: Targets) -> pulumi.Output[str]:
+    return metric_filter(
+        "monitoring.googleapis.com/uptime_check/check_passed",
+        "uptime_url",
+        {},
+        {"check_id": targets.uptime_check_id},
+    )
+
+
+def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
+    requests = "run.googleapis.com/request_count"
+    subscription = {"subscription_id": targets.subscription}
+    return [
+        SloSpec(
+            key="api-availability",
+            service="api",
+            display_name="API availability",
+            goal=cfg.goals["api-availability"],
+            reason=(
+                "Share of requests that reach the API and are not answered 5xx. 4xx are the caller's "
+                "errors (validation, unknown ids) and do not spend the budget."
+            ),
+            request_based_sli=gcp.monitoring.SloRequestBasedSliArgs(
+                good_total_ratio=gcp.monitoring.SloRequestBasedSliGoodTotalRatioArgs(
+                    total_service_filter=metric_filter(requests, "cloud_run_revision", cloud_run(targets)),
+                    bad_service_filter=metric_filter(
+                        requests, "cloud_run_revision", cloud_run(targets), {"response_code_class": "5xx"}
+                    ),
+                )
+            ),
+        ),
+        SloSpec(
+            key="api-latency",
+            service="api",
+            display_name="API latency",
+            goal=cfg.goals["api-latency"],
+            reason=(
+                f"Share of answered requests served within {cfg.latency_threshold_ms} ms (the container's "
+                "time, BigQuery query included). 5xx are left out: they already spend the availability "
+                "budget, and a fast failure must not make latency look good."
+            ),
+            request_based_sli=gcp.monitoring.SloRequestBasedSliArgs(
+                distribution_cut=gcp.monitoring.SloRequestBasedSliDistributionCutArgs(
+                    distribution_filter=metric_filter(
+                        "run.googleapis.com/request_latencies",
+                        "cloud_run_revision",
+                        cloud_run(targets),
+                        exclude={"response_code_class": "5xx"},
+                    ),
+                    range=gcp.monitoring.SloRequestBasedSliDistributionCutRangeArgs(
+                        min=0, max=cfg.latency_threshold_ms
+                    ),
+                )
+            ),
+        ),
+        SloSpec(
+            key="api-reachability",
+            service="api",
+            display_name="API reachability",
+            goal=cfg.goals["api-reachability"],
+            reason=(
+                "Share of minutes in which an authenticated probe of /healthz succeeded from at least one "
+                "checker region. Covers what request_count cannot see: requests refused before the "
+                "container (IAM, max instances, a revision that does not start)."
+            ),
+            windows_based_sli=gcp.monitoring.SloWindowsBasedSliArgs(
+                window_period=seconds(SLI_WINDOW_SECONDS),
+                good_bad_metric_filter=uptime_check_passed(targets),
+            ),
+        ),
+        SloSpec(
+            key="ingest-freshness",
+            service="ingest",
+            display_name="Ingest freshness",
+            goal=cfg.goals["ingest-freshness"],
+            reason=(
+                f"Share of minutes in which the oldest message not yet written to BigQuery is younger than "
+                f"{cfg.freshness_threshold_seconds} s: how stale the analysts' data can be."
+            ),
+            windows_based_sli=gcp.monitoring.SloWindowsBasedSliArgs(
+                window_period=seconds(SLI_WINDOW_SECONDS),
+                metric_mean_in_range=gcp.monitoring.SloWindowsBasedSliMetricMeanInRangeArgs(
+                    time_series=metric_filter(
+                        "pubsub.googleapis.com/subscription/oldest_unacked_message_age",
+                        "pubsub_subscription",
+                        subscription,
+                    ),
+                    range=gcp.monitoring.SloWindowsBasedSliMetricMeanInRangeRangeArgs(
+                        min=0, max=cfg.freshness_threshold_seconds
+                    ),
+                ),
+            ),
+        ),
+        SloSpec(
+            key="ingest-correctness",
+            service="ingest",
+            display_name="Ingest correctness",
+            goal=cfg.goals["ingest-correctness"],
+            reason=(
+                "Share of messages the BigQuery subscription finished with that were written rather than "
+                "dead-lettered (rejected by the table schema after every delivery attempt). Messages still "
+                "in the backlog count under freshness instead."
+            ),
+            request_based_sli=gcp.monitoring.SloRequestBasedSliArgs(
+                good_total_ratio=gcp.monitoring.SloRequestBasedSliGoodTotalRatioArgs(
+                    good_service_filter=metric_filter(
+                        "pubsub.googleapis.com/subscription/ack_message_count",
+                        "pubsub_subscription",
+                        subscription,
+                    ),
+                    bad_service_filter=metric_filter(
+                        "pubsub.googleapis.com/subscription/dead_letter_message_count",
+                        "pubsub_subscription",
+                        subscription,
+                    ),
+                )
+            ),
+        ),
+    ]
+
+
+def symptom_alerts(targets: Targets) -> list[AlertSpec]:
+    """Alerts on causes an SLO sees too late or not at all."""
+
+    def threshold(
+        name: str,
+        filter_: pulumi.Input[str],
+        *,
+        above: float,
+        duration: int,
+        aggregations: list[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs],
+    ) -> gcp.monitoring.AlertPolicyConditionArgs:
+        return gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=name,
+            condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                filter=filter_,
+                comparison="COMPARISON_GT",
+                threshold_value=above,
+                duration=seconds(duration),
+                aggregations=aggregations,
+            ),
+        )
+
+    def aligned(aligner: str, period: int, reducer: str | None = None, group_by: list[str] | None = None):
+        return [
+            gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                alignment_period=seconds(period),
+                per_series_aligner=aligner,
+                cross_series_reducer=reducer,
+                group_by_fields=group_by,
+            )
+        ]
+
+    subscription = {"subscription_id": targets.subscription}
+    return [
+        AlertSpec(
+            key="api-uptime-check-failing",
+            display_name="API /healthz unreachable from several regions",
+            route=Route.PAGE,
+            summary=(
+                "The authenticated probe of /healthz fails from more than one checker region: callers "
+                "are probably refused or time out, whatever the API's own request metrics say."
+            ),
+            conditions=[
+                threshold(
+                    "uptime check failing in more than one region",
+                    uptime_check_passed(targets),
+                    above=1,
+                    duration=60,
+                    aggregations=aligned(
+                        "ALIGN_NEXT_OLDER", 1_200, "REDUCE_COUNT_FALSE", ["resource.label.host"]
+                    ),
+                )
+            ],
+            runbook="api-uptime-check-failing",
+        ),
+        AlertSpec(
+            key="api-at-max-instances",
+            display_name="API at its maximum instance count",
+            route=Route.PAGE,
+            summary=(
+                f"The API has run at its limit of {targets.max_instances} instances for 5 minutes. Cloud Run "
+                "now refuses extra requests with 429 before they reach the container, so the availability "
+                "SLO does not see them."
+            ),
+            conditions=[
+                threshold(
+                    f"instances >= {targets.max_instances} for 5 min",
+                    metric_filter(
+                        "run.googleapis.com/container/instance_count",
+                        "cloud_run_revision",
+                        cloud_run(targets),
+                    ),
+                    # Instance counts are whole numbers: above max - 1 means at the maximum.
+                    above=targets.max_instances - 1,
+                    duration=300,
+                    aggregations=aligned("ALIGN_MAX", 60, "REDUCE_SUM", ["resource.label.revision_name"]),
+                )
+            ],
+            runbook="api-at-max-instances",
+        ),
+        AlertSpec(
+            key="ingest-subscription-not-active",
+            display_name="BigQuery subscription is not writing (state not ACTIVE)",
+            route=Route.PAGE,
+            summary=(
+                "The BigQuery subscription reports a state other than ACTIVE (for example "
+                "PERMISSION_DENIED, NOT_FOUND or SCHEMA_MISMATCH): no event reaches the table, the "
+                "backlog grows and analysts see stale data."
+            ),
+            conditions=[
+                threshold(
+                    "subscription_state != ACTIVE for 5 min",
+                    metric_filter(
+                        "pubsub.googleapis.com/subscription/export_push_subscription_details",
+                        "pubsub_subscription",
+                        subscription,
+                        exclude={"subscription_state": "ACTIVE"},
+                    ),
+                    above=0,
+                    duration=300,
+                    aggregations=aligned("ALIGN_MAX", 60),
+                )
+            ],
+            runbook="ingest-subscription-not-active",
+        ),
+        AlertSpec(
+            key="ingest-dead-letters-waiting",
+            display_name="Dead-lettered flight events waiting for triage",
+            route=Route.TICKET,
+            summary=(
+                "At least one message was dead-lettered and waits in the inspection subscription: an "
+                "event a producer sent is not in the warehouse. Nothing is lost yet (retention 7 days)."
+            ),
+            conditions=[
+                threshold(
+                    "messages in the dead-letter inspection subscription",
+                    metric_filter(
+                        "pubsub.googleapis.com/subscription/num_undelivered_messages",
+                        "pubsub_subscription",
+                        {"subscription_id": targets.dead_letter_subscription},
+                    ),
+                    above=0,
+                    duration=0,
+                    aggregations=aligned("ALIGN_MAX", 300),
+                )
+            ],
+            runbook="ingest-dead-letters-waiting",
+        ),
+    ]

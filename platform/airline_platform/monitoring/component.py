@@ -1,0 +1,257 @@
+"""The `Monitoring` component: turns the catalog's specs into Cloud Monitoring resources.
+
+Per stack it creates the notification channels from configuration, a monitoring service per
+user-facing part (the Cloud Run API, registered with `GenericService`, and the ingest path, a
+`CustomService`), the SLOs, one burn-rate policy per SLO and window pair, the symptom alerts,
+the authenticated uptime check of `/healthz` with `run.invoker` for the Monitoring service
+agent, and the dashboard. Every alert's documentation links its runbook in `docs/runbooks/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pulumi
+import pulumi_gcp as gcp
+
+from airline_platform.config import StackConfig
+from airline_platform.monitoring import catalog, dashboard
+from airline_platform.monitoring.alerting import (
+    SLO_PERIOD_DAYS,
+    AlertSpec,
+    burn_rate_alerts,
+    percent,
+    seconds,
+)
+from airline_platform.monitoring.config import Route
+
+UPTIME_PERIOD_SECONDS = 60
+UPTIME_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """What the component watches and the stack's configuration."""
+
+    config: StackConfig
+    service: gcp.cloudrunv2.Service
+    health_path: str
+    subscription: gcp.pubsub.Subscription
+    dead_letter_subscription: gcp.pubsub.Subscription
+    depends_on: Sequence[pulumi.Resource]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Channels, monitoring services, SLOs, alert policies, uptime check and dashboard of one stack."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("airline:platform:Monitoring", name, None, opts)
+        cfg, mon = args.config, args.config.monitoring
+        labels = cfg.labels("monitoring")
+        after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        self.channels = {
+            channel.name: gcp.monitoring.NotificationChannel(
+                f"{name}-channel-{channel.name}",
+                project=cfg.project,
+                type=channel.type,
+                display_name=channel.display_name,
+                labels=dict(channel.labels),
+                user_labels=labels,
+                opts=after_apis,
+            )
+            for channel in mon.channels
+        }
+        routed = {route: [self.channels[c.name].name for c in mon.channels_for(route)] for route in Route}
+
+        # The uptime check authenticates as the Monitoring service agent; it needs run.invoker.
+        agent = gcp.projects.ServiceIdentity(
+            f"{name}-agent", project=cfg.project, service="monitoring.googleapis.com", opts=after_apis
+        )
+        invoker = gcp.cloudrunv2.ServiceIamMember(
+            f"{name}-uptime-invoker",
+            project=cfg.project,
+            location=cfg.region,
+            name=args.service.name,
+            role="roles/run.invoker",
+            member=agent.member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.uptime_check = gcp.monitoring.UptimeCheckConfig(
+            f"{name}-uptime-check",
+            project=cfg.project,
+            display_name=f"flight API {args.health_path} ({cfg.environment})",
+            period=seconds(UPTIME_PERIOD_SECONDS),
+            timeout=seconds(UPTIME_TIMEOUT_SECONDS),
+            http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
+                path=args.health_path,
+                port=443,
+                use_ssl=True,
+                validate_ssl=True,
+                request_method="GET",
+                service_agent_authentication=gcp.monitoring.UptimeCheckConfigHttpCheckServiceAgentAuthenticationArgs(
+                    type="OIDC_TOKEN"
+                ),
+            ),
+            monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
+                type="uptime_url",
+                labels={"project_id": cfg.project, "host": args.service.uri.apply(_host)},
+            ),
+            user_labels=labels,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[invoker, *args.depends_on]),
+        )
+
+        targets = catalog.Targets(
+            region=cfg.region,
+            service=args.service.name,
+            max_instances=cfg.max_instances,
+            subscription=args.subscription.name,
+            dead_letter_subscription=args.dead_letter_subscription.name,
+            uptime_check_id=self.uptime_check.uptime_check_id,
+        )
+        self.services: dict[str, gcp.monitoring.GenericService | gcp.monitoring.CustomService] = {
+            "api": gcp.monitoring.GenericService(
+                f"{name}-service-api",
+                project=cfg.project,
+                service_id=catalog.API_SERVICE_ID,
+                display_name="Flight API (Cloud Run)",
+                basic_service=gcp.monitoring.GenericServiceBasicServiceArgs(
+                    service_type="CLOUD_RUN",
+                    service_labels={"service_name": args.service.name, "location": cfg.region},
+                ),
+                user_labels=labels,
+                opts=after_apis,
+            ),
+            "ingest": gcp.monitoring.CustomService(
+                f"{name}-service-ingest",
+                project=cfg.project,
+                service_id=catalog.INGEST_SERVICE_ID,
+                display_name="Flight event ingest (Pub/Sub to BigQuery)",
+                user_labels=labels,
+                opts=after_apis,
+            ),
+        }
+        specs = catalog.slos(targets, mon)
+        self.slos = {
+            spec.key: gcp.monitoring.Slo(
+                f"{name}-slo-{spec.key}",
+                project=cfg.project,
+                service=self.services[spec.service].service_id,
+                slo_id=spec.key,
+                display_name=f"{spec.display_name}: {percent(spec.goal)} over {SLO_PERIOD_DAYS} days",
+                goal=spec.goal,
+                rolling_period_days=SLO_PERIOD_DAYS,
+                request_based_sli=spec.request_based_sli,
+                windows_based_sli=spec.windows_based_sli,
+                user_labels=labels,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for spec in specs
+        }
+
+        self.dashboard = gcp.monitoring.Dashboard(
+            f"{name}-dashboard",
+            project=cfg.project,
+            dashboard_json=pulumi.Output.all(
+                targets.service,
+                targets.subscription,
+                targets.dead_letter_subscription,
+                *(self.slos[spec.key].name for spec in specs),
+            ).apply(
+                lambda resolved: dashboard.to_json(
+                    dashboard.dashboard(
+                        dashboard.DashboardInputs(
+                            title=f"Airline data platform ({cfg.environment})",
+                            service=resolved[0],
+                            region=cfg.region,
+                            subscription=resolved[1],
+                            dead_letter_subscription=resolved[2],
+                            max_instances=cfg.max_instances,
+                            latency_threshold_ms=mon.latency_threshold_ms,
+                            freshness_threshold_seconds=mon.freshness_threshold_seconds,
+                            slos=[
+                                dashboard.SloTile(spec.display_name, slo_name)
+                                for spec, slo_name in zip(specs, resolved[3:], strict=True)
+                            ],
+                        )
+                    )
+                )
+            ),
+            opts=after_apis,
+        )
+        dashboard_url = pulumi.Output.format(
+            "https://console.cloud.google.com/monitoring/dashboards/builder/{0}?project={1}",
+            self.dashboard.id.apply(lambda full: full.rsplit("/", 1)[-1]),
+            cfg.project,
+        )
+
+        alerts = catalog.symptom_alerts(targets) + [
+            alert for spec in specs for alert in burn_rate_alerts(spec, self.slos[spec.key].name)
+        ]
+        self.alert_policies = {
+            alert.key: gcp.monitoring.AlertPolicy(
+                f"{name}-alert-{alert.key}",
+                project=cfg.project,
+                display_name=f"[{cfg.environment}] {alert.display_name}",
+                combiner=alert.combiner,
+                conditions=alert.conditions,
+                severity=alert.severity,
+                notification_channels=routed[alert.route],
+                alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(
+                    auto_close=seconds(alert.auto_close_seconds)
+                ),
+                documentation=_documentation(alert, cfg, dashboard_url),
+                user_labels=labels | {"route": alert.route.value, "runbook": alert.runbook},
+                opts=after_apis,
+            )
+            for alert in alerts
+        }
+        self.register_outputs(
+            {
+                "dashboard": self.dashboard.id,
+                "uptime_check": self.uptime_check.uptime_check_id,
+                "slos": {key: slo.name for key, slo in self.slos.items()},
+            }
+        )
+
+
+def _host(url: str) -> str:
+    host = urlparse(url).hostname
+    if not host:
+        raise ValueError(f"the service URL {url!r} has no host")
+    return host
+
+
+def runbook_url(alert: AlertSpec, cfg: StackConfig) -> str:
+    anchor = f"#{alert.runbook_section}" if alert.runbook_section else ""
+    return f"{cfg.monitoring.runbook_base_url}/{alert.runbook}.md{anchor}"
+
+
+def _documentation(
+    alert: AlertSpec, cfg: StackConfig, dashboard_url: pulumi.Output[str]
+) -> gcp.monitoring.AlertPolicyDocumentationArgs:
+    """Markdown a responder reads first: the impact, where it fires, and the runbook link.
+
+    The content holds no provider-computed value, so policies can check it during a preview.
+    """
+    url = runbook_url(alert, cfg)
+    content = "\n\n".join(
+        [
+            f"**{alert.display_name}** ({alert.severity}, {alert.route.value})",
+            alert.summary,
+            f"Environment `{cfg.environment}`, project `{cfg.project}`.",
+            f"**Runbook:** [{alert.runbook}.md]({url}): what users see, first checks, mitigations, "
+            "escalation.",
+        ]
+    )
+    return gcp.monitoring.AlertPolicyDocumentationArgs(
+        subject=f"[{cfg.environment}] {alert.display_name}",
+        content=content,
+        mime_type="text/markdown",
+        links=[
+            gcp.monitoring.AlertPolicyDocumentationLinkArgs(display_name="Runbook", url=url),
+            gcp.monitoring.AlertPolicyDocumentationLinkArgs(display_name="Dashboard", url=dashboard_url),
+        ],
+    )

@@ -1,0 +1,41 @@
+"""`make plan` for people: readable values, folded noise, monitoring per stack and at a glance."""
+
+from __future__ import annotations
+
+from airline_platform import plan_report
+from airline_platform.plan import Plan, stack_config
+
+
+def test_values_read_like_a_person_writes_them() -> None:
+    assert plan_report.readable(20.0) == 20
+    assert plan_report.readable(0.999) == 0.999
+    assert [plan_report.readable(v) for v in ("3600s", "300s", "259200s", "90s", "0s")] == [
+        "1 h",
+        "5 min",
+        "3 d",
+        "90 s",
+        "0 s",
+    ]
+    assert plan_report.readable("60 seconds") == "60 seconds"
+
+
+def test_diff_keeps_only_real_differences(plans: dict[str, Plan]) -> None:
+    text = plan_report.diff({s: (stack_config(s)["gcp:project"], p.resources) for s, p in plans.items()})
+    assert "labels.environment" not in text  # each stack's name folds to ${stack}
+    assert "pkg.${stack}" not in text  # ...but not inside europe-west1-docker.pkg.dev
+    assert "maxInstanceCount: dev=2  staging=5  prod=20" in text  # whole numbers, no .0
+    assert 'notificationChannels: dev=[]  staging=["channel:data-platform-team"]' in text
+    assert "dashboardJson.mosaicLayout.tiles[" in text  # JSON compared field by field
+    assert "goal: dev=0.95  staging=0.99  prod=0.999" in text
+
+
+def test_each_stack_shows_its_monitoring(plans: dict[str, Plan]) -> None:
+    prod = "\n".join(plan_report.stack_summary(plans["prod"].resources))
+    name = plans["prod"].outputs["slos"]["api-availability"]
+    assert f'select_slo_burn_rate("{name}", "3600s" = 1 h) > 14.4' in prod
+    assert "auth OIDC_TOKEN" in prod
+    assert "-> oncall-pager, data-platform-team" in prod
+    assert "channel       none" in "\n".join(plan_report.stack_summary(plans["dev"].resources))
+    glance = plan_report.at_a_glance({s: p.resources for s, p in plans.items()})
+    assert "goal api-availability       95%      99%                 99.9%" in glance
+    assert "CRITICAL alerts notify      nobody" in glance

@@ -1,0 +1,60 @@
+"""The service's environment interface (app.contract.service_env): the platform sets what the API reads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from app.api.settings import Settings
+from app.contract.pipeline import PIPELINE, PipelineSettings
+from app.contract.service_env import (
+    SERVICE_ENV,
+    EnvVar,
+    ServiceEnvError,
+    pipeline_values,
+    read_env,
+    render_env,
+)
+
+
+def test_every_variable_fills_a_settings_field() -> None:
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert {var.field for var in SERVICE_ENV} <= fields
+    assert len({var.name for var in SERVICE_ENV}) == len(SERVICE_ENV)
+    pipeline = {f.name for f in dataclasses.fields(PipelineSettings)}
+    assert {var.pipeline for var in SERVICE_ENV if var.pipeline} <= pipeline
+
+
+def test_render_then_read_gives_back_the_values() -> None:
+    values = {
+        "project_id": "p",
+        **pipeline_values(PIPELINE),
+        "bigquery_api_endpoint": "http://127.0.0.1:9050",
+    }
+    env = render_env(values)
+    assert env["APP_VIEW"] == PIPELINE.latest_view
+    assert read_env(env) == values
+
+
+def test_unset_and_empty_values_are_left_out() -> None:
+    assert "BIGQUERY_API_ENDPOINT" not in render_env({"project_id": "p", "bigquery_api_endpoint": None})
+    assert read_env({"APP_PROJECT_ID": "p", "APP_TOPIC": ""}) == {"project_id": "p"}
+
+
+def test_unknown_fields_and_unparsable_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ServiceEnvError, match="not part of the service's environment interface: nope"):
+        render_env({"nope": 1})
+    # A typed setting added through the interface travels as text and is checked on read.
+    monkeypatch.setattr(
+        "app.contract.service_env.SERVICE_ENV",
+        (*SERVICE_ENV, EnvVar("APP_MAX_BYTES_BILLED", "max_bytes", int)),
+    )
+    with pytest.raises(ServiceEnvError, match="APP_MAX_BYTES_BILLED holds 'lots'"):
+        read_env({"APP_MAX_BYTES_BILLED": "lots"})
+    assert read_env({"APP_MAX_BYTES_BILLED": "1000"}) == {"max_bytes": 1000}
+
+
+def test_settings_data_env_is_the_interface() -> None:
+    settings = Settings(project_id="p", bigquery_api_endpoint="http://127.0.0.1:1")
+    assert read_env(settings.data_env()) == {var.field: getattr(settings, var.field) for var in SERVICE_ENV}
