@@ -8,7 +8,6 @@ provider-computed outputs the program reads. Usage: `python -m airline_platform.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import runpy
 import sys
@@ -23,12 +22,30 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROGRAM = REPO_ROOT / "platform" / "__main__.py"
 STACKS_DIR = REPO_ROOT / "stacks"
 PLANS_DIR = REPO_ROOT / "plans"
-PROJECT = "airline-data-platform"
 STACKS = ("dev", "staging", "prod")
 MOCK_PROJECT_NUMBER = "123456789012"
+# CI passes the digest it built at deploy time (`pulumi up -c image=...`); offline, a fixed stand-in.
+STAND_IN_IMAGE = "europe-west1-docker.pkg.dev/airline-delivery/airline/flight-api@sha256:" + "0" * 64
+
+
+@dataclass(frozen=True)
+class Program:
+    """A Pulumi program of this repository: where it is, its project name, its stack files."""
+
+    entry: Path
+    project: str
+    stacks_dir: Path
+    deploy_time_config: dict[str, str]
+
+
+MAIN = Program(
+    entry=REPO_ROOT / "platform" / "__main__.py",
+    project="airline-data-platform",
+    stacks_dir=STACKS_DIR,
+    deploy_time_config={"airline-data-platform:image": STAND_IN_IMAGE},
+)
 
 
 @dataclass(frozen=True)
@@ -41,9 +58,9 @@ class Plan:
     dependencies: dict[str, list[str]]  # URN -> URNs it explicitly depends on
 
 
-def stack_config(stack: str) -> dict[str, str]:
+def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, str]:
     """The stack file's config as the CLI hands it to a program: strings, other values as JSON."""
-    data = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())
+    data = yaml.safe_load((stacks_dir / f"Pulumi.{stack}.yaml").read_text())
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in (data.get("config") or {}).items()}
 
 
@@ -63,9 +80,6 @@ class _Mocks(pulumi.runtime.Mocks):
             resource_id = f"projects/{inputs['project']}/subscriptions/{inputs['name']}"
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
-        elif args.typ == "docker:index/image:Image":
-            digest = hashlib.sha256(args.name.encode()).hexdigest()
-            outputs["repoDigest"] = f"{inputs['imageName']}@sha256:{digest}"
         elif args.typ == "gcp:cloudrunv2/service:Service":
             outputs["uri"] = f"https://{inputs['name']}-{MOCK_PROJECT_NUMBER}.{inputs['location']}.run.app"
         return resource_id, outputs
@@ -105,25 +119,28 @@ class _Monitor(mocks.MockMonitor):
         return response
 
 
-def render(stack: str, overrides: dict[str, str] | None = None) -> Plan:
-    """Run the program for one stack under mocks (preview=False, so every apply runs); safe to repeat.
+def render(stack: str, overrides: dict[str, str] | None = None, program: Program = MAIN) -> Plan:
+    """Run a program for one stack under mocks (preview=False, so every apply runs); safe to repeat.
 
-    `overrides` replaces config values, for testing what a bad stack file would do.
+    Config is the stack file plus what the deploy workflow passes; `overrides` replaces values,
+    for testing what a bad stack file or a bad deploy-time value would do.
     """
-    config = stack_config(stack) | (overrides or {})
-    settings.reset_options(project=PROJECT, stack=stack, preview=False)
+    config = program.deploy_time_config | stack_config(stack, program.stacks_dir) | (overrides or {})
+    settings.reset_options(project=program.project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config, [])
     monitor = _Monitor(_Mocks(config["gcp:project"]))
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=program.project, stack=stack, preview=False, monitor=monitor
+    )
     outputs: dict[str, Any] = {}
 
-    def program() -> None:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+    def run() -> None:
+        runpy.run_path(str(program.entry), run_name="__main__")
         root = settings.get_root_resource()
         exports = pulumi.Output.from_input(getattr(root, "outputs", {}))
         outputs.update(_sync_await(exports.future()) or {})
 
-    _sync_await(run_pulumi_func(program))
+    _sync_await(run_pulumi_func(run))
     # Registration order depends on task scheduling; sort so plans compare and diff cleanly.
     return Plan(stack, sorted(monitor.registered, key=lambda r: r["urn"]), outputs, monitor.dependencies)
 

@@ -19,7 +19,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     api = ApiService("api", cfg, warehouse, ingestion, depends_on=apis)
     return {
         "service_url": api.service.uri,
-        "image": api.image.repo_digest,
+        "image": api.image,
         "service_account": api.account.email,
         "topic": ingestion.topic.name,
         "subscription": ingestion.subscription.name,

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from airline_platform.config import ConfigError, StackConfig
 
+REGISTRY = "europe-west1-docker.pkg.dev/airline-delivery/airline"
 GOOD = StackConfig(
     project="airline-data-prod",
     region="europe-west1",
@@ -26,6 +27,7 @@ GOOD = StackConfig(
     max_delivery_attempts=5,
     retry_minimum_backoff_seconds=10,
     retry_maximum_backoff_seconds=600,
+    image=f"{REGISTRY}/flight-api@sha256:" + "a" * 64,
 )
 
 
@@ -44,6 +46,14 @@ GOOD = StackConfig(
         ({"memory": "1GB"}, "memory must look like"),
         ({"max_delivery_attempts": 3}, "maxDeliveryAttempts"),
         ({"retry_minimum_backoff_seconds": 700}, "retryMinimumBackoffSeconds"),
+        ({"image": ""}, "image is required"),
+        # Anything but an Artifact Registry image by full digest: prod must run the promoted bytes.
+        ({"image": f"{REGISTRY}/flight-api:latest"}, "by digest"),
+        ({"image": f"{REGISTRY}/flight-api"}, "by digest"),
+        ({"image": f"{REGISTRY}/flight-api@sha256:abc"}, "by digest"),
+        ({"image": f"{REGISTRY}/flight-api@sha256:" + "A" * 64}, "by digest"),
+        ({"image": "docker.io/library/python@sha256:" + "a" * 64}, "by digest"),
+        ({"image": "europe-west1-docker.pkg.dev/p/airline/flight-api@sha256:" + "a" * 64}, "by digest"),
     ],
 )
 def test_invalid_values_are_rejected(changes: dict[str, object], message: str) -> None:
