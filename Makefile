@@ -41,7 +41,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app platform/airline_platform
+	$(VENV)/bin/mypy app platform/airline_platform platform/bootstrap/airline_bootstrap
 
 test: install lint typecheck
 	$(VENV)/bin/pytest

@@ -4,6 +4,7 @@ No Pulumi CLI or provider plugin is needed: the real program (`platform/__main__
 against a mock monitor that records every resource with its inputs exactly as the engine
 would receive them (camelCase keys, whole numbers as floats) and answers the few
 provider-computed outputs the program reads. Usage: `python -m airline_platform.plan [stack...]`.
+The same harness renders the delivery bootstrap program (`platform/bootstrap/`) in its tests.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ STACKS = ("dev", "staging", "prod")
 MOCK_PROJECT_NUMBER = "123456789012"
 # CI passes the digest it built at deploy time (`pulumi up -c image=...`); offline, a fixed stand-in.
 STAND_IN_IMAGE = "europe-west1-docker.pkg.dev/airline-delivery/airline/flight-api@sha256:" + "0" * 64
+# Service agents whose address the provider computes (`gcp.projects.ServiceIdentity`).
+_SERVICE_AGENT_DOMAINS = {"run.googleapis.com": "serverless-robot-prod.iam.gserviceaccount.com"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,14 @@ class _Mocks(pulumi.runtime.Mocks):
             resource_id = f"projects/{inputs['project']}/subscriptions/{inputs['name']}"
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
+        elif args.typ == "gcp:kms/keyRing:KeyRing":
+            location = f"projects/{inputs['project']}/locations/{inputs['location']}"
+            resource_id = f"{location}/keyRings/{inputs['name']}"
+        elif args.typ == "gcp:kms/cryptoKey:CryptoKey":
+            resource_id = f"{inputs['keyRing']}/cryptoKeys/{inputs['name']}"
+        elif args.typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            email = f"service-{MOCK_PROJECT_NUMBER}@{_SERVICE_AGENT_DOMAINS[inputs['service']]}"
+            outputs.update(email=email, member=f"serviceAccount:{email}")
         elif args.typ == "gcp:cloudrunv2/service:Service":
             outputs["uri"] = f"https://{inputs['name']}-{MOCK_PROJECT_NUMBER}.{inputs['location']}.run.app"
         return resource_id, outputs
