@@ -1,5 +1,5 @@
 # The flight API image: dependencies from the hash-pinned runtime lock, app code, non-root.
-# BASE_IMAGE is pinned by digest; CI and Dependabot/Renovate bump the digest, never a floating tag.
+# BASE_IMAGE is pinned by digest; Renovate (.github/renovate.json) bumps the digest, never a floating tag.
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 FROM ${BASE_IMAGE} AS base

@@ -4,15 +4,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 POLICY_VENV := .venv-policy
+CHECKOV_VENV := .venv-checkov
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan lock clean
+.PHONY: help install run test test-fast lint typecheck plan checkov lock clean
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
 	@echo "make test       lint, type-check and run the whole test suite (starts its own emulators)"
 	@echo "make plan       render the dev/staging/prod stacks offline into plans/ and diff them"
+	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
 	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
 
 install: $(VENV)/.installed $(POLICY_VENV)/.installed
@@ -32,6 +34,12 @@ $(POLICY_VENV)/.installed: requirements/bootstrap.txt requirements/policy.txt
 	$(UV) pip sync --python $(POLICY_VENV)/bin/python --require-hashes requirements/policy.txt
 	touch $@
 
+# checkov pins cyclonedx-python-lib below what cyclonedx-bom needs, so it gets an environment of its own.
+$(CHECKOV_VENV)/.installed: requirements/bootstrap.txt requirements/checkov.txt $(VENV)/.installed
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(UV) pip sync --python $(CHECKOV_VENV)/bin/python --require-hashes requirements/checkov.txt
+	touch $@
+
 run: $(VENV)/.installed
 	$(PY) -m app.local run
 
@@ -41,7 +49,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app platform/airline_platform
+	$(VENV)/bin/mypy app platform/airline_platform platform/bootstrap/airline_bootstrap
 
 test: install lint typecheck
 	$(VENV)/bin/pytest
@@ -50,11 +58,18 @@ test: install lint typecheck
 plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
 
+# CKV_DOCKER_7 cannot resolve FROM ${BASE_IMAGE}; tests/delivery checks that ARG is pinned by digest.
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile --file Dockerfile \
+		--skip-check CKV_DOCKER_7
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework github_actions --directory .github
+
 lock: $(VENV)/.installed
 	$(UV) pip compile pyproject.toml --group platform --group local --group dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt
 	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 -c requirements/dev.txt -q -o requirements/runtime.txt
 	$(UV) pip compile requirements/bootstrap.in --generate-hashes --python-version 3.11 -q -o requirements/bootstrap.txt
 	$(UV) pip compile platform/policy/requirements.in --generate-hashes --python-version 3.11 -q -o requirements/policy.txt
+	$(UV) pip compile requirements/checkov.in --generate-hashes --python-version 3.11 -q -o requirements/checkov.txt
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) .local plans .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(CHECKOV_VENV) .local plans .pytest_cache .mypy_cache .ruff_cache

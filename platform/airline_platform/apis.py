@@ -10,7 +10,6 @@ import pulumi_gcp as gcp
 from airline_platform.config import StackConfig
 
 REQUIRED_APIS = (
-    "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "iam.googleapis.com",

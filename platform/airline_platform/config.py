@@ -25,6 +25,11 @@ PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
 _MEMBER = re.compile(r"^(user|group|serviceAccount|domain|principal|principalSet):\S+$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+# An Artifact Registry image by digest: <region>-docker.pkg.dev/<project>/<repo>/<image>@sha256:<hex>.
+_IMAGE_BY_DIGEST = re.compile(
+    r"^[a-z0-9]+(-[a-z0-9]+)*-docker\.pkg\.dev/[a-z][a-z0-9-]{4,28}[a-z0-9]/[a-z0-9][a-z0-9._-]*"
+    r"/[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$"
+)
 
 
 class ConfigError(ValueError):
@@ -54,6 +59,8 @@ class StackConfig:
     retry_minimum_backoff_seconds: int
     retry_maximum_backoff_seconds: int
     monitoring: MonitoringConfig
+    # Set at deploy time (`pulumi up -c image=...`) to the digest CI built once and promotes.
+    image: str
 
     def __post_init__(self) -> None:
         if errors := self.problems():
@@ -98,6 +105,16 @@ class StackConfig:
             errors.append("maxDeliveryAttempts must be between 5 and 100 (Pub/Sub limits)")
         if not 0 <= self.retry_minimum_backoff_seconds <= self.retry_maximum_backoff_seconds <= 600:
             errors.append("need 0 <= retryMinimumBackoffSeconds <= retryMaximumBackoffSeconds <= 600")
+        if not self.image:
+            errors.append(
+                "image is required: the deploy workflow sets it to the digest it built "
+                "(pulumi up -c image=<registry>/<repository>/<image>@sha256:<digest>; see docs/delivery.md)"
+            )
+        elif not _IMAGE_BY_DIGEST.match(self.image):
+            errors.append(
+                "image must be an Artifact Registry image by digest, "
+                f"<region>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<64 hex>, got {self.image!r}"
+            )
         return errors + self.monitoring.problems(self.environment)
 
     def labels(self, service: str) -> dict[str, str]:
@@ -140,6 +157,7 @@ def load_config() -> StackConfig:
             app, "retryMaximumBackoffSeconds", PIPELINE.retry_maximum_backoff_seconds
         ),
         monitoring=MonitoringConfig.from_config(monitoring),
+        image=app.get("image") or "",
     )
 
 

@@ -4,6 +4,7 @@ No Pulumi CLI or provider plugin is needed: the real program (`platform/__main__
 against a mock monitor that records every resource with its inputs exactly as the engine
 would receive them (camelCase keys, whole numbers as floats) and answers the few
 provider-computed outputs the program reads. Usage: `python -m airline_platform.plan [stack...]`.
+The same harness renders the delivery bootstrap program (`platform/bootstrap/`) in its tests.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from pulumi.runtime.sync_await import _sync_await
 from airline_platform import plan_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROGRAM = REPO_ROOT / "platform" / "__main__.py"
 STACKS_DIR = REPO_ROOT / "stacks"
 PLANS_DIR = REPO_ROOT / "plans"
-PROJECT = "airline-data-platform"
 STACKS = ("dev", "staging", "prod")
 MOCK_PROJECT_NUMBER = "123456789012"
-# Google-managed service agents the program asks for, by API (service-<number>@<domain>...).
-SERVICE_AGENTS = {"monitoring.googleapis.com": "gcp-sa-monitoring-notification"}
+# CI passes the digest it built at deploy time (`pulumi up -c image=...`); offline, a fixed stand-in.
+STAND_IN_IMAGE = "europe-west1-docker.pkg.dev/airline-delivery/airline/flight-api@sha256:" + "0" * 64
+# Google-managed service agents whose address the provider computes (`gcp.projects.ServiceIdentity`).
+SERVICE_AGENT_DOMAINS = {
+    "monitoring.googleapis.com": "gcp-sa-monitoring-notification.iam.gserviceaccount.com",
+    "run.googleapis.com": "serverless-robot-prod.iam.gserviceaccount.com",
+}
 
 
 def _digest(name: str, length: int) -> str:
@@ -45,6 +49,24 @@ def _number(name: str) -> int:
 
 
 @dataclass(frozen=True)
+class Program:
+    """A Pulumi program of this repository: where it is, its project name, its stack files."""
+
+    entry: Path
+    project: str
+    stacks_dir: Path
+    deploy_time_config: dict[str, str]
+
+
+MAIN = Program(
+    entry=REPO_ROOT / "platform" / "__main__.py",
+    project="airline-data-platform",
+    stacks_dir=STACKS_DIR,
+    deploy_time_config={"airline-data-platform:image": STAND_IN_IMAGE},
+)
+
+
+@dataclass(frozen=True)
 class Plan:
     """What one stack would create: resources in registration order, and the stack outputs."""
 
@@ -54,9 +76,9 @@ class Plan:
     dependencies: dict[str, list[str]]  # URN -> URNs it explicitly depends on
 
 
-def stack_config(stack: str) -> dict[str, str]:
+def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, str]:
     """The stack file's config as the CLI hands it to a program: strings, other values as JSON."""
-    data = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())
+    data = yaml.safe_load((stacks_dir / f"Pulumi.{stack}.yaml").read_text())
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in (data.get("config") or {}).items()}
 
 
@@ -76,14 +98,15 @@ class _Mocks(pulumi.runtime.Mocks):
             resource_id = f"projects/{inputs['project']}/subscriptions/{inputs['name']}"
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
-        elif args.typ == "docker:index/image:Image":
-            outputs["repoDigest"] = f"{inputs['imageName']}@sha256:{_digest(args.name, 64)}"
+        elif args.typ == "gcp:kms/keyRing:KeyRing":
+            location = f"projects/{inputs['project']}/locations/{inputs['location']}"
+            resource_id = f"{location}/keyRings/{inputs['name']}"
+        elif args.typ == "gcp:kms/cryptoKey:CryptoKey":
+            resource_id = f"{inputs['keyRing']}/cryptoKeys/{inputs['name']}"
         elif args.typ == "gcp:cloudrunv2/service:Service":
             outputs["uri"] = f"https://{inputs['name']}-{MOCK_PROJECT_NUMBER}.{inputs['location']}.run.app"
         elif args.typ == "gcp:projects/serviceIdentity:ServiceIdentity":
-            email = (
-                f"service-{MOCK_PROJECT_NUMBER}@{SERVICE_AGENTS[inputs['service']]}.iam.gserviceaccount.com"
-            )
+            email = f"service-{MOCK_PROJECT_NUMBER}@{SERVICE_AGENT_DOMAINS[inputs['service']]}"
             outputs |= {"email": email, "member": f"serviceAccount:{email}"}
         elif args.typ in (
             "gcp:monitoring/genericService:GenericService",
@@ -151,25 +174,28 @@ class _Monitor(mocks.MockMonitor):
         return response
 
 
-def render(stack: str, overrides: dict[str, str] | None = None) -> Plan:
-    """Run the program for one stack under mocks (preview=False, so every apply runs); safe to repeat.
+def render(stack: str, overrides: dict[str, str] | None = None, program: Program = MAIN) -> Plan:
+    """Run a program for one stack under mocks (preview=False, so every apply runs); safe to repeat.
 
-    `overrides` replaces config values, for testing what a bad stack file would do.
+    Config is the stack file plus what the deploy workflow passes; `overrides` replaces values,
+    for testing what a bad stack file or a bad deploy-time value would do.
     """
-    config = stack_config(stack) | (overrides or {})
-    settings.reset_options(project=PROJECT, stack=stack, preview=False)
+    config = program.deploy_time_config | stack_config(stack, program.stacks_dir) | (overrides or {})
+    settings.reset_options(project=program.project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config, [])
     monitor = _Monitor(_Mocks(config["gcp:project"]))
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=program.project, stack=stack, preview=False, monitor=monitor
+    )
     outputs: dict[str, Any] = {}
 
-    def program() -> None:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+    def run() -> None:
+        runpy.run_path(str(program.entry), run_name="__main__")
         root = settings.get_root_resource()
         exports = pulumi.Output.from_input(getattr(root, "outputs", {}))
         outputs.update(_sync_await(exports.future()) or {})
 
-    _sync_await(run_pulumi_func(program))
+    _sync_await(run_pulumi_func(run))
     # Registration order depends on task scheduling; sort so plans compare and diff cleanly.
     return Plan(stack, sorted(monitor.registered, key=lambda r: r["urn"]), outputs, monitor.dependencies)
 

@@ -31,7 +31,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     )
     return {
         "service_url": api.service.uri,
-        "image": api.image.repo_digest,
+        "image": api.image,
         "service_account": api.account.email,
         "topic": ingestion.topic.name,
         "subscription": ingestion.subscription.name,

@@ -1,20 +1,19 @@
-"""The API on Cloud Run: image in Artifact Registry, deployed by digest, with its own identity.
+"""The API on Cloud Run: the promoted image, deployed by digest, with its own identity.
 
-Deploying `repo_digest` rather than a tag makes every image change a new revision and makes
-what runs exactly what was built. The service account can read the dataset, run query jobs
-(the only project-level grant: BigQuery has no narrower scope for jobs) and publish to the
-ingest topic - nothing more.
+The image is not built here. CI builds it once, scans it and pushes it to the delivery
+project's registry; every stack deploys that digest from its `image` config, so prod runs the
+bytes that passed dev and staging (docs/delivery.md). A digest rather than a tag makes every
+image change a new revision and makes what runs exactly what was tested. The service account
+can read the dataset, run query jobs (the only project-level grant: BigQuery has no narrower
+scope for jobs) and publish to the ingest topic - nothing more.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_gcp as gcp
 
 from airline_platform.config import StackConfig
@@ -23,9 +22,7 @@ from airline_platform.warehouse import Warehouse
 from app.contract.pipeline import PIPELINE
 from app.contract.service_env import pipeline_values, render_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAME = "flight-api"
-REPOSITORY_ID = "airline"
 CONTAINER_PORT = 8080
 HEALTH_PATH = "/healthz"
 
@@ -39,7 +36,7 @@ class ApiServiceArgs:
 
 
 class ApiService(pulumi.ComponentResource):
-    """Artifact Registry repository, image build and push, Cloud Run service and its IAM."""
+    """Cloud Run service running the configured image, its service account and IAM."""
 
     def __init__(self, name: str, args: ApiServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airline:platform:ApiService", name, None, opts)
@@ -81,35 +78,9 @@ class ApiService(pulumi.ComponentResource):
             ),
         ]
 
-        self.repository = gcp.artifactregistry.Repository(
-            f"{name}-images",
-            project=cfg.project,
-            location=cfg.region,
-            repository_id=REPOSITORY_ID,
-            format="DOCKER",
-            description="Container images of the flight API.",
-            labels=labels,
-            opts=after_apis,
-        )
-        registry = f"{cfg.region}-docker.pkg.dev"
-        token = gcp.organizations.get_client_config_output().access_token
-        self.image = docker.Image(
-            f"{name}-image",
-            image_name=pulumi.Output.concat(
-                registry, "/", cfg.project, "/", self.repository.repository_id, "/", SERVICE_NAME
-            ),
-            build=docker.DockerBuildArgs(
-                # Relative, so the state does not change with the checkout's location.
-                context=os.path.relpath(REPO_ROOT),
-                dockerfile=os.path.relpath(REPO_ROOT / "Dockerfile"),
-                platform="linux/amd64",
-            ),
-            registry=docker.RegistryArgs(
-                server=registry, username="oauth2accesstoken", password=pulumi.Output.secret(token)
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
+        # The image the service runs; its project's Cloud Run service agent pulls it from the
+        # delivery registry, where the bootstrap program grants it read access.
+        self.image = pulumi.Output.from_input(cfg.image)
         self.service = gcp.cloudrunv2.Service(
             f"{name}-service",
             project=cfg.project,
@@ -126,7 +97,7 @@ class ApiService(pulumi.ComponentResource):
                 ),
                 containers=[
                     gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                        image=self.image.repo_digest,
+                        image=self.image,
                         ports=gcp.cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=CONTAINER_PORT),
                         # Cloud Run sets PORT itself; these tell the app where its data lives.
                         envs=[
@@ -175,4 +146,4 @@ class ApiService(pulumi.ComponentResource):
                 member=invoker,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.register_outputs({"url": self.service.uri, "image": self.image.repo_digest})
+        self.register_outputs({"url": self.service.uri, "image": self.image})

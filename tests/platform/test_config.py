@@ -17,6 +17,7 @@ MONITORING = MonitoringConfig(
     runbook_base_url="https://github.com/example/repo/blob/main/docs/runbooks",
 )
 
+REGISTRY = "europe-west1-docker.pkg.dev/airline-delivery/airline"
 GOOD = StackConfig(
     project="airline-data-prod",
     region="europe-west1",
@@ -37,6 +38,7 @@ GOOD = StackConfig(
     retry_minimum_backoff_seconds=10,
     retry_maximum_backoff_seconds=600,
     monitoring=MONITORING,
+    image=f"{REGISTRY}/flight-api@sha256:" + "a" * 64,
 )
 
 
@@ -83,6 +85,14 @@ def channel(**changes: object) -> Channel:
         ),
         ({"monitoring": monitoring(channels=(channel(), channel()))}, "names must be unique"),
         ({"monitoring": monitoring(channels=(channel(name="On Call"),))}, "name must be lowercase"),
+        ({"image": ""}, "image is required"),
+        # Anything but an Artifact Registry image by full digest: prod must run the promoted bytes.
+        ({"image": f"{REGISTRY}/flight-api:latest"}, "by digest"),
+        ({"image": f"{REGISTRY}/flight-api"}, "by digest"),
+        ({"image": f"{REGISTRY}/flight-api@sha256:abc"}, "by digest"),
+        ({"image": f"{REGISTRY}/flight-api@sha256:" + "A" * 64}, "by digest"),
+        ({"image": "docker.io/library/python@sha256:" + "a" * 64}, "by digest"),
+        ({"image": "europe-west1-docker.pkg.dev/p/airline/flight-api@sha256:" + "a" * 64}, "by digest"),
     ],
 )
 def test_invalid_values_are_rejected(changes: dict[str, object], message: str) -> None:

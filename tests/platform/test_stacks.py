@@ -7,13 +7,12 @@ resolved (preview=False), so every `apply` ran and every check here can fail.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pulumi
 import pytest
 from airline_platform.config import ConfigError
-from airline_platform.plan import MOCK_PROJECT_NUMBER, Plan, render, stack_config
+from airline_platform.plan import MOCK_PROJECT_NUMBER, STAND_IN_IMAGE, Plan, render, stack_config
 
 from app.api.settings import Settings
 from app.contract.pipeline import PIPELINE
@@ -21,7 +20,6 @@ from app.contract.warehouse_schema import table_schema
 
 STACKS = ["dev", "staging", "prod"]
 LABELLED = {
-    "gcp:artifactregistry/repository:Repository",
     "gcp:bigquery/dataset:Dataset",
     "gcp:bigquery/table:Table",
     "gcp:cloudrunv2/service:Service",
@@ -65,7 +63,7 @@ def test_environments_differ_only_in_configuration(plans: dict[str, Plan]) -> No
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_labellable_resource_is_labelled(plans: dict[str, Plan], stack: str) -> None:
     labelled = [r for r in plans[stack].resources if r["type"] in LABELLED]
-    assert len(labelled) == 9
+    assert len(labelled) == 8
     for resource in labelled:
         assert resource["inputs"]["labels"].keys() >= {"environment", "service", "owner"}, resource["name"]
         assert resource["inputs"]["labels"]["environment"] == stack
@@ -184,14 +182,23 @@ def test_api_identity_has_only_its_grants(plans: dict[str, Plan], stack: str) ->
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_service_runs_the_built_image_by_digest(plans: dict[str, Plan], stack: str) -> None:
+def test_service_runs_the_configured_image_by_digest(plans: dict[str, Plan], stack: str) -> None:
     plan = plans[stack]
-    image = one(plan, "docker:index/image:Image", "api-image")
-    assert image["build"]["platform"] == "linux/amd64"
-    assert image["build"]["dockerfile"].endswith("Dockerfile")
     (container,) = one(plan, "gcp:cloudrunv2/service:Service", "api-service")["template"]["containers"]
-    assert container["image"] == plan.outputs["image"]
-    assert re.fullmatch(re.escape(image["imageName"]) + r"@sha256:[0-9a-f]{64}", container["image"])
+    assert container["image"] == STAND_IN_IMAGE == plan.outputs["image"]
+    # No stack builds or stores images: the one registry lives in the delivery project.
+    assert not [r for r in plan.resources if r["type"].startswith(("docker:", "gcp:artifactregistry/"))]
+
+
+def test_the_promoted_digest_is_what_the_service_runs() -> None:
+    promoted = "europe-west1-docker.pkg.dev/airline-delivery/airline/flight-api@sha256:" + "b" * 64
+    plan = render("prod", {"airline-data-platform:image": promoted})
+    (container,) = one(plan, "gcp:cloudrunv2/service:Service", "api-service")["template"]["containers"]
+    assert container["image"] == promoted == plan.outputs["image"]
+    with pytest.raises(ConfigError, match="image must be an Artifact Registry image by digest"):
+        render("prod", {"airline-data-platform:image": promoted.split("@")[0] + ":latest"})
+    with pytest.raises(ConfigError, match="image is required"):
+        render("staging", {"airline-data-platform:image": ""})
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -244,7 +251,6 @@ def test_resources_wait_for_their_apis(plans: dict[str, Plan], stack: str) -> No
         "warehouse-dataset": "apis-bigquery",
         "ingestion-topic": "apis-pubsub",
         "ingestion-dead-letter-topic": "apis-pubsub",
-        "api-images": "apis-artifactregistry",
         "api-account": "apis-iam",
         "api-service": "apis-run",
         "ingestion-pubsub-agent-dataset-editor": "apis-pubsub",

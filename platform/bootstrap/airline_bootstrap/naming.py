@@ -1,0 +1,54 @@
+"""Names the bootstrap creates and the GitHub workflows derive, so CI needs only three variables.
+
+The workflows know `GCP_OPS_PROJECT`, `GCP_REGION` and `GCP_WORKLOAD_IDENTITY_PROVIDER`
+(repository variables, from this program's `github_variables` output) and build every other
+name with these rules; tests/delivery checks that both sides agree.
+"""
+
+from __future__ import annotations
+
+POOL_ID = "github"
+PROVIDER_ID = "github-actions"
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+KEY_RING = "pulumi"
+REGISTRY_ID = "airline"
+IMAGE_NAME = "flight-api"
+PREVIEWER = "previewer"
+PUBLISHER = "image-publisher"
+# The bootstrap's own state lives beside the environments', under this scope.
+BOOTSTRAP_SCOPE = "bootstrap"
+# GitFlow: develop deploys dev; main deploys staging, then prod. Only these push images.
+DEPLOY_BRANCHES = ("develop", "main")
+
+
+def state_bucket(ops_project: str, scope: str) -> str:
+    """One bucket per environment (and one for the bootstrap): a deployer reaches only its own."""
+    return f"{ops_project}-pulumi-{scope}"
+
+
+def deployer(environment: str) -> str:
+    """Account id of the environment's deployer."""
+    return f"deployer-{environment}"
+
+
+def service_account_email(account_id: str, ops_project: str) -> str:
+    return f"{account_id}@{ops_project}.iam.gserviceaccount.com"
+
+
+def image_repository(ops_project: str, region: str) -> str:
+    """Where CI pushes the image once and every environment pulls it by digest."""
+    return f"{region}-docker.pkg.dev/{ops_project}/{REGISTRY_ID}/{IMAGE_NAME}"
+
+
+def workload_identity_provider(project_number: str) -> str:
+    return (
+        f"projects/{project_number}/locations/global/workloadIdentityPools/{POOL_ID}/providers/{PROVIDER_ID}"
+    )
+
+
+def github_principal(project_number: str, subject: str) -> str:
+    """One GitHub OIDC subject (`repo:<owner>/<name>:<context>`) as an IAM principal."""
+    return (
+        f"principal://iam.googleapis.com/projects/{project_number}/locations/global/"
+        f"workloadIdentityPools/{POOL_ID}/subject/{subject}"
+    )
