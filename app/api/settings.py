@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from app.contract.pipeline import PIPELINE
 
@@ -13,14 +14,14 @@ class SettingsError(ValueError):
     """An environment variable is missing or malformed."""
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: float, kind: type[int] | type[float]) -> Any:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,14 @@ class Settings:
     bigquery_api_endpoint: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    query_timeout_seconds: float = 20.0
-    publish_timeout_seconds: float = 10.0
+    # Every call to BigQuery or Pub/Sub is bounded by these, so a request whose backend is
+    # down or stalled answers 503 within 2 s instead of holding the client.
+    read_deadline_seconds: float = 1.5
+    publish_deadline_seconds: float = 1.5
+    # Concurrent warehouse calls; more wait (within their deadline) rather than pile up.
+    warehouse_concurrency: int = 8
     max_window_days: int = 31
     default_window_days: int = 7
-    max_page_size: int = 500
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,7 +59,12 @@ class Settings:
             view=os.environ.get("APP_VIEW", PIPELINE.latest_view),
             bigquery_api_endpoint=os.environ.get("BIGQUERY_API_ENDPOINT") or None,
             host=os.environ.get("HOST", "127.0.0.1"),
-            port=_int("PORT", 8000),
+            port=_number("PORT", 8000, int),
+            read_deadline_seconds=_number("APP_READ_DEADLINE_SECONDS", cls.read_deadline_seconds, float),
+            publish_deadline_seconds=_number(
+                "APP_PUBLISH_DEADLINE_SECONDS", cls.publish_deadline_seconds, float
+            ),
+            warehouse_concurrency=_number("APP_WAREHOUSE_CONCURRENCY", cls.warehouse_concurrency, int),
         )
 
     def data_env(self) -> dict[str, str]:
