@@ -1,15 +1,31 @@
-"""Accept flight events and publish them to the ingest topic."""
+"""Accept flight events and publish them to the ingest topic.
+
+The body is decoded by the contract's own strict decoder, not Litestar's lenient one: a
+string where the contract wants a number, or a number where it wants a boolean, is refused
+rather than coerced, exactly as the warehouse would refuse it.
+"""
 
 from __future__ import annotations
 
-import msgspec
-from litestar import post
-from litestar.di import NamedDependency
-from litestar.params import JSONBody
+import re
+from typing import Any
 
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.spec import Example, Link
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+from app.api.openapi import OperationDocs, documented, json_body
 from app.api.problems import problem_responses
 from app.api.services import Services
-from app.contract.flight_event import FlightEvent, encode_event
+from app.contract.examples import EXAMPLE_EVENT
+from app.contract.flight_event import FlightEvent, decode_event, encode_event
+
+# A maximal event encodes to well under 1 KiB; the limit leaves room for pretty-printing.
+MAX_EVENT_BYTES = 8 * 1024
+_ERROR_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
 class Accepted(msgspec.Struct):
@@ -19,16 +35,61 @@ class Accepted(msgspec.Struct):
     message_id: str
 
 
+def _invalid_event(exc: msgspec.MsgspecError) -> ValidationException:
+    if not isinstance(exc, msgspec.ValidationError):
+        return ValidationException("The body is not a JSON document.", extra=[{"message": str(exc)}])
+    match = _ERROR_PATH.match(str(exc))
+    message, path = (match["message"], match["path"]) if match else (str(exc), None)
+    error: dict[str, Any] = {"message": message, "source": "body"}
+    if path:
+        error["key"] = path
+    return ValidationException(f"The event breaks the contract: {exc}", extra=[error])
+
+
+PUBLISH_DOCS = OperationDocs(
+    request_body=json_body(
+        FlightEvent.__name__,
+        "One flight event, checked against the contract with strict JSON types.",
+        {"first-flight-of-2013": Example(summary="UA 1545 EWR-IAH, 2013-01-01", value=EXAMPLE_EVENT)},
+    ),
+    links={
+        "202": {
+            "GetPublishedFlight": Link(
+                operation_id="getFlight",
+                parameters={"event_id": "$response.body#/event_id"},
+                description="Read the event back once the warehouse has it (usually within seconds).",
+            )
+        }
+    },
+    response_examples={
+        "202": {"accepted": Example(value={"event_id": EXAMPLE_EVENT["event_id"], "message_id": "12345"})}
+    },
+)
+
+
 @post(
     "/v1/events",
+    operation_id="publishEvent",
     tags=["events"],
     summary="Publish a flight event",
     status_code=202,
-    sync_to_thread=True,
-    responses=problem_responses(400, 503),
+    request_max_body_size=MAX_EVENT_BYTES,
+    operation_class=documented(PUBLISH_DOCS),
+    responses=problem_responses(400, 413, 415, 503),
 )
-def publish_event(data: JSONBody[FlightEvent], services: NamedDependency[Services]) -> Accepted:
+async def publish_event(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Accepted:
     """Validates the event against the contract, then publishes it; 202 once Pub/Sub has it."""
-    future = services.publisher.publish(services.topic_path, encode_event(data), source="api")
-    message_id = future.result(timeout=services.settings.publish_timeout_seconds)
-    return Accepted(event_id=data.event_id, message_id=message_id)
+    body = await request.body()
+    if not body:
+        raise ValidationException("The request has no body; send one flight event as JSON.")
+    if request.content_type[0] != "application/json":
+        raise HTTPException(
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail="Send the event as `Content-Type: application/json`.",
+        )
+    try:
+        event = decode_event(body)
+    except msgspec.MsgspecError as exc:
+        raise _invalid_event(exc) from None
+    message_id = await services.publish(encode_event(event), source="api")
+    return Accepted(event_id=event.event_id, message_id=message_id)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
@@ -11,141 +10,236 @@ import msgspec
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.openapi.spec import Example, Link
 from litestar.params import PathParameter, QueryParameter
 
+from app.api.cursor import CURSOR_MAX_LENGTH, PageCursor, cursor_error, decode_cursor, encode_cursor
+from app.api.openapi import OperationDocs, documented
 from app.api.problems import problem_responses
 from app.api.services import Services
-from app.api.warehouse import FlightQuery, day_window
+from app.api.warehouse import FlightQuery, StoredEventBreaksContract, day_window
+from app.contract.examples import EXAMPLE_EVENT
 from app.contract.flight_event import (
     AIRPORT_PATTERN,
     CARRIER_PATTERN,
+    EARLIEST_TIMESTAMP,
     EVENT_ID_MAX_LENGTH,
     EVENT_ID_PATTERN,
+    EVENT_TIME_MAX_AHEAD,
+    LATEST_TIMESTAMP,
     FlightEvent,
 )
 
-# Far enough from date.min/max that window arithmetic cannot overflow.
-EARLIEST_DAY = date(1970, 1, 1)
-LATEST_DAY = date(9999, 1, 1)
+# Query dates share the contract's bounds, so no window arithmetic can overflow. The pattern
+# states the same range in the OpenAPI schema (a `date` format cannot carry bounds).
+FIRST_QUERY_DAY = EARLIEST_TIMESTAMP.date()
+LAST_QUERY_DAY = LATEST_TIMESTAMP.date() - timedelta(days=1)
+DATE_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+DATE_RANGE = f"between {FIRST_QUERY_DAY} and {LAST_QUERY_DAY}"
 
 
 class FlightPage(msgspec.Struct):
-    """A page of flights; pass `next_cursor` back as `cursor` to read on."""
+    """A page of flights; pass `next_cursor` back as `cursor` (alone) to read on."""
 
     items: list[FlightEvent]
     next_cursor: str | None
 
 
-def encode_cursor(event: FlightEvent) -> str:
-    raw = msgspec.json.encode([event.event_time, event.event_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _invalid(key: str, message: str) -> ValidationException:
+    return ValidationException(
+        f"`{key}`: {message}", extra=[{"key": key, "source": "query", "message": message}]
+    )
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        event_time, event_id = msgspec.json.decode(raw, type=tuple[datetime, str], strict=True)
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValidationException("cursor is not one this API issued", extra=[{"key": "cursor"}]) from exc
-    if event_time.tzinfo is None:
-        raise ValidationException("cursor is not one this API issued", extra=[{"key": "cursor"}])
-    return event_time.astimezone(UTC), event_id
+def _check_day(key: str, day: date | None) -> None:
+    if day is not None and not FIRST_QUERY_DAY <= day <= LAST_QUERY_DAY:
+        raise _invalid(key, f"must lie {DATE_RANGE}")
 
 
-def resolve_window(
-    services: NamedDependency[Services], first: date | None, last: date | None
-) -> tuple[date, date]:
+async def resolve_window(services: Services, first: date | None, last: date | None) -> tuple[date, date]:
     """Fill in a missing end of the window and enforce its bounds.
 
-    With no dates the window is the week ending on the newest day holding data, so a
-    replay of 2013 flights is browsable without knowing its dates.
+    With no dates the window is the week ending on the newest day holding data (no later than
+    the latest day an event may have), so a replay of 2013 flights is browsable without
+    knowing its dates.
     """
-    settings = services.settings
-    span = timedelta(days=settings.default_window_days - 1)
-    for day in (first, last):
-        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-            raise ValidationException(
-                f"dates must lie between {EARLIEST_DAY} and {LATEST_DAY}", extra=[{"key": "from/to"}]
-            )
+    span = timedelta(days=services.settings.default_window_days - 1)
+    _check_day("from", first)
+    _check_day("to", last)
     if first is None and last is None:
-        last = services.newest_day() or datetime.now(UTC).date()
+        latest = (datetime.now(UTC) + EVENT_TIME_MAX_AHEAD).date()
+        last = await services.newest_day(latest) or datetime.now(UTC).date()
     if first is None:
         assert last is not None  # noqa: S101 - narrowed above
-        first = last - span
+        first = max(last - span, FIRST_QUERY_DAY)
     if last is None:
-        last = first + span
-    if last < first:
-        raise ValidationException("`to` must not be before `from`", extra=[{"key": "to"}])
-    if (last - first).days + 1 > settings.max_window_days:
-        raise ValidationException(
-            f"the window may span at most {settings.max_window_days} days", extra=[{"key": "to"}]
-        )
+        last = min(first + span, LAST_QUERY_DAY)
+    _check_span(services, first, last)
     return first, last
+
+
+def _check_span(services: Services, first: date, last: date) -> None:
+    if last < first:
+        raise _invalid("to", "must not be before `from`")
+    if (last - first).days + 1 > services.settings.max_window_days:
+        raise _invalid("to", f"the window may span at most {services.settings.max_window_days} days")
+
+
+def _continued(services: Services, text: str, given: Mapping[str, object]) -> PageCursor:
+    """The query a cursor continues; other parameters, where given, must agree with it."""
+    cursor = decode_cursor(text)
+    carried = {"from": cursor.first, "to": cursor.last} | {f: getattr(cursor, f) for f in FILTERS}
+    if differing := sorted(k for k, v in given.items() if v is not None and v != carried[k]):
+        raise cursor_error(f"continues another query (it differs in {', '.join(differing)}); send it alone")
+    for key, day in (("from", cursor.first), ("to", cursor.last)):
+        _check_day(key, day)
+    _check_span(services, cursor.first, cursor.last)
+    return cursor
+
+
+def _date_parameter(description: str, example: str, name: str | None = None) -> QueryParameter:
+    return QueryParameter(
+        name=name,
+        description=f"{description} ({DATE_RANGE}).",
+        schema_extra={"pattern": DATE_PATTERN},
+        examples=[Example(value=example)],
+    )
+
+
+def _example(value: object) -> list[Example]:
+    return [Example(value=value)]
+
+
+FILTERS = ("carrier", "origin", "destination")
+EXAMPLE_CURSOR = PageCursor(
+    after_time=datetime.fromisoformat(EXAMPLE_EVENT["event_time"]),
+    after_id=EXAMPLE_EVENT["event_id"],
+    first=date(2013, 1, 1),
+    last=date(2013, 1, 3),
+    carrier="UA",
+    origin="EWR",
+    destination="IAH",
+)
+LIST_DOCS = OperationDocs(
+    links={
+        "200": {
+            "GetListedFlight": Link(
+                operation_id="getFlight",
+                parameters={"event_id": "$response.body#/items/0/event_id"},
+                description="Read one listed flight by its id.",
+            ),
+            "NextPage": Link(
+                operation_id="listFlights",
+                parameters={"cursor": "$response.body#/next_cursor"},
+                description="The next page of the same query (absent on the last page).",
+            ),
+        }
+    },
+    response_examples={
+        "200": {"one-flight": Example(value={"items": [EXAMPLE_EVENT], "next_cursor": None})},
+    },
+)
+LOOKUP_DOCS = OperationDocs(response_examples={"200": {"first-flight-of-2013": Example(value=EXAMPLE_EVENT)}})
 
 
 @get(
     "/v1/flights",
     tags=["flights"],
     summary="List flights",
-    sync_to_thread=True,
+    operation_id="listFlights",
+    operation_class=documented(LIST_DOCS),
     responses=problem_responses(400, 503),
 )
-def list_flights(
+async def list_flights(
     services: NamedDependency[Services],
     from_: Annotated[
-        date | None, QueryParameter(name="from", description="First UTC day of event time (inclusive).")
+        date | None, _date_parameter("First UTC day of event time, inclusive", "2013-01-01", name="from")
     ] = None,
-    to: Annotated[date | None, QueryParameter(description="Last UTC day of event time (inclusive).")] = None,
+    to: Annotated[date | None, _date_parameter("Last UTC day of event time, inclusive", "2013-01-03")] = None,
     carrier: Annotated[
-        str | None, QueryParameter(pattern=CARRIER_PATTERN, description="Carrier code.")
+        str | None,
+        QueryParameter(pattern=CARRIER_PATTERN, description="Carrier code.", examples=_example("UA")),
     ] = None,
     origin: Annotated[
-        str | None, QueryParameter(pattern=AIRPORT_PATTERN, description="Origin airport.")
+        str | None,
+        QueryParameter(pattern=AIRPORT_PATTERN, description="Origin airport.", examples=_example("EWR")),
     ] = None,
     destination: Annotated[
-        str | None, QueryParameter(pattern=AIRPORT_PATTERN, description="Destination airport.")
+        str | None,
+        QueryParameter(pattern=AIRPORT_PATTERN, description="Destination airport.", examples=_example("IAH")),
     ] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size.")] = 50,
+    limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size.", examples=_example(10))] = 50,
     cursor: Annotated[
-        str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page.")
+        str | None,
+        QueryParameter(
+            max_length=CURSOR_MAX_LENGTH,
+            description="`next_cursor` of the previous page; it carries that page's window and filters.",
+            examples=_example(encode_cursor(EXAMPLE_CURSOR)),
+        ),
     ] = None,
 ) -> FlightPage:
-    """Flights whose event time falls in the window, oldest first, deduplicated by event id."""
-    after = decode_cursor(cursor) if cursor else None
-    first, last = resolve_window(services, from_, to)
+    """Flights whose event time falls in the window, oldest first, one row per event id (its latest copy).
+
+    At most 31 days; without dates, the week ending on the newest day that holds data. To read
+    on, send `next_cursor` as `cursor`: it carries the window and filters of its query.
+    """
+    if cursor:
+        given = {"from": from_, "to": to, "carrier": carrier, "origin": origin, "destination": destination}
+        page_cursor = _continued(services, cursor, given)
+        first, last = page_cursor.first, page_cursor.last
+        carrier, origin, destination = page_cursor.carrier, page_cursor.origin, page_cursor.destination
+        after: tuple[datetime, str] | None = (page_cursor.after_time, page_cursor.after_id)
+    else:
+        first, last = await resolve_window(services, from_, to)
+        after = None
     start, end = day_window(first, last)
     query = FlightQuery(
         start=start,
         end=end,
-        limit=limit + 1,  # one extra row tells whether another page exists
+        limit=limit,
         carrier=carrier,
         origin=origin,
         destination=destination,
         after=after,
     )
-    rows = services.warehouse.list_flights(query)
-    items = rows[:limit]
-    return FlightPage(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > limit else None)
+    page = await services.read(services.warehouse.list_flights, query)
+    next_cursor = None
+    if page.more and page.last_key:
+        next_cursor = encode_cursor(PageCursor(*page.last_key, first, last, carrier, origin, destination))
+    return FlightPage(items=page.events, next_cursor=next_cursor)
 
 
 @get(
     "/v1/flights/{event_id:str}",
     tags=["flights"],
     summary="Get one flight",
-    sync_to_thread=True,
+    operation_id="getFlight",
+    operation_class=documented(LOOKUP_DOCS),
     responses=problem_responses(400, 404, 503),
 )
-def get_flight(
+async def get_flight(
     services: NamedDependency[Services],
     event_id: Annotated[
-        str, PathParameter(pattern=EVENT_ID_PATTERN, max_length=EVENT_ID_MAX_LENGTH, description="Event id.")
+        str,
+        PathParameter(
+            pattern=EVENT_ID_PATTERN,
+            max_length=EVENT_ID_MAX_LENGTH,
+            description="Event id.",
+            examples=_example(EXAMPLE_EVENT["event_id"]),
+        ),
     ],
     on: Annotated[
-        date | None, QueryParameter(description="The flight's UTC event day; makes the lookup cheap.")
+        date | None, _date_parameter("The event's UTC day; makes the lookup cheap", "2013-01-01")
     ] = None,
 ) -> FlightEvent:
-    """The stored flight event with this id (the latest published copy)."""
-    event = services.warehouse.get_flight(event_id, on)
+    """The latest published copy of the flight event with this id."""
+    _check_day("on", on)
+    try:
+        event = await services.read(services.warehouse.get_flight, event_id, on)
+    except StoredEventBreaksContract:
+        raise NotFoundException(
+            f"the stored flight event {event_id!r} breaks the event contract and is not served"
+        ) from None
     if event is None:
         raise NotFoundException(f"no flight event with id {event_id!r}")
     return event

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 
+from app.api.openapi import OperationDocs, documented
 from app.api.problems import BACKEND_ERRORS, problem, problem_responses
 from app.api.services import Services
 
@@ -16,30 +19,54 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/healthz", tags=["health"], summary="Liveness", sync_to_thread=False)
-def healthz() -> Health:
+@get(
+    "/healthz",
+    operation_id="liveness",
+    tags=["health"],
+    summary="Liveness",
+    operation_class=documented(
+        OperationDocs(response_examples={"200": {"ok": Example(value={"status": "ok"})}})
+    ),
+)
+async def healthz() -> Health:
     """Answers while the process runs; touches no backend."""
     return Health(status="ok")
 
 
+async def _failure(name: str, check: Any) -> str | None:
+    try:
+        await check
+    except BACKEND_ERRORS as exc:
+        return f"{name}: {type(exc).__name__}"
+    return None
+
+
 @get(
     "/readyz",
+    operation_id="readiness",
     tags=["health"],
     summary="Readiness",
-    sync_to_thread=True,
     responses=problem_responses(503),
+    operation_class=documented(
+        OperationDocs(response_examples={"200": {"ready": Example(value={"status": "ready"})}})
+    ),
 )
-def readyz(services: NamedDependency[Services]) -> Response[Any]:
-    """Checks that the topic and the flights view are reachable."""
-    failed = []
-    try:
-        services.publisher.get_topic(request={"topic": services.topic_path}, timeout=5)
-    except BACKEND_ERRORS as exc:
-        failed.append(f"pubsub: {type(exc).__name__}")
-    try:
-        services.warehouse.check()
-    except BACKEND_ERRORS as exc:
-        failed.append(f"bigquery: {type(exc).__name__}")
+async def readyz(services: NamedDependency[Services]) -> Response[Any]:
+    """Checks, side by side and within the read deadline, that the topic and the table are reachable."""
+
+    def topic_exists() -> None:
+        services.publisher.get_topic(
+            request={"topic": services.topic_path}, timeout=services.settings.read_deadline_seconds
+        )
+
+    failed = [
+        failure
+        for failure in await asyncio.gather(
+            _failure("pubsub", services.read(topic_exists)),
+            _failure("bigquery", services.read(services.warehouse.check)),
+        )
+        if failure
+    ]
     if failed:
-        return problem(503, "not ready: " + "; ".join(failed))
+        return problem(503, "not ready: " + "; ".join(failed), headers={"Retry-After": "2"})
     return Response(Health(status="ready"))

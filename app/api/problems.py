@@ -1,33 +1,42 @@
-"""Every error leaves as `application/problem+json` (RFC 9457).
+"""Every error leaves as `application/problem+json` (RFC 9457), classified by whose fault it is.
 
-Client mistakes keep their 4xx status; an unreachable backend is a 503, so callers can
-retry; anything unexpected is logged and answered as a problem document too.
+- The client's: 4xx with what was wrong, naming the public parameter (`from`, not `from_`).
+- A backend that is down, slow or throttling us (timeouts, connection errors, 429, 5xx): 503
+  with `Retry-After`, so callers retry and nothing is lost.
+- Ours (bad SQL, a missing table or topic, a permission we lack, a bug): 500, logged at ERROR
+  with the traceback, so the availability SLO and the alerts see it.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from google.api_core.exceptions import GoogleAPIError
-from google.auth.exceptions import GoogleAuthError
+import requests
+from google.api_core.exceptions import GoogleAPICallError, GoogleAPIError, RetryError
+from google.auth.exceptions import GoogleAuthError, TransportError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from requests.exceptions import RequestException
+from litestar.openapi.spec import Example
+
+from app.api.query_params import public_name
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# Raised by the Google clients when a backend is down, slow, or refuses our identity.
+RETRY_AFTER_SECONDS = 2
+# HTTP statuses of a backend answer that say "try again later", not "you asked wrongly".
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# BigQuery throttles with 403 and one of these reasons.
+TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "quotaExceeded", "backendError", "internalError"})
 BACKEND_ERRORS: tuple[type[Exception], ...] = (
     GoogleAPIError,
     GoogleAuthError,
-    RequestException,
-    FutureTimeoutError,
+    requests.RequestException,
+    TimeoutError,  # also what asyncio and concurrent.futures raise (aliases since Python 3.11)
 )
 
 
@@ -41,14 +50,31 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     errors: list[dict[str, Any]] | None = None
 
 
+EXAMPLE_DETAILS = {
+    400: "`limit`: given more than once (accepted: carrier, cursor, destination, from, limit, origin, to)",
+    404: "no flight event with id 'f72b6386-11e9-5db3-970a-c562fd43c40b'",
+    413: "The body is larger than the 8192 bytes this operation accepts.",
+    415: "Send the event as `Content-Type: application/json`.",
+    503: "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later.",
+}
+
+
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a route can answer."""
+    """OpenAPI entries, with an example, for the error statuses a route can answer."""
     return {
         status: ResponseSpec(
             data_container=ProblemDetails,
             media_type=PROBLEM_JSON,
             description=HTTPStatus(status).phrase,
             generate_examples=False,
+            examples=[
+                Example(
+                    summary=HTTPStatus(status).phrase,
+                    value=ProblemDetails(
+                        "about:blank", HTTPStatus(status).phrase, status, EXAMPLE_DETAILS[status]
+                    ),
+                )
+            ],
         )
         for status in statuses
     }
@@ -59,25 +85,59 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None, **e
     return Response(body | extra, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later can succeed: the backend is unreachable, slow or throttling."""
+    if isinstance(exc, TimeoutError | TransportError):
+        return True
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(exc, RetryError):
+        return exc.cause is None or is_transient(exc.cause)
+    if isinstance(exc, GoogleAPICallError):
+        if exc.code in TRANSIENT_STATUSES:
+            return True
+        reasons = {e.get("reason") for e in exc.errors if isinstance(e, dict)}
+        return exc.code == 403 and bool(reasons & TRANSIENT_REASONS)
+    return False
+
+
+def _public_keys(request: Request[Any, Any, Any], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e | {"key": public_name(request, e["key"])} if "key" in e else e for e in errors]
+
+
+def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     extra: dict[str, Any] = {}
-    if isinstance(exc, ValidationException) and exc.extra:
+    detail = exc.detail
+    if exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = f"The body is larger than the {limit} bytes this operation accepts."
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         extra["errors"] = exc.extra
-    return problem(exc.status_code, exc.detail, headers=exc.headers, **extra)
+        if detail.startswith("Validation failed"):  # Litestar's own: it names parameters by their Python name
+            extra["errors"] = _public_keys(request, exc.extra)
+            keys = ", ".join(f"`{e['key']}`" for e in extra["errors"] if "key" in e)
+            detail = f"Invalid {keys}: " + "; ".join(str(e.get("message", "")) for e in extra["errors"])
+    return problem(exc.status_code, detail, headers=exc.headers, **extra)
 
 
-def backend_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.warning("backend call failed on %s %s: %r", request.method, request.url.path, exc)
-    return problem(503, "A backing service (Pub/Sub or BigQuery) is unavailable; retry later.")
+def backend_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_transient(exc):
+        log.warning("backend unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return unexpected(request, exc)
 
 
 def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "Unexpected error; it has been logged.")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: http_exception,
-    **dict.fromkeys(BACKEND_ERRORS, backend_unavailable),
+    **dict.fromkeys(BACKEND_ERRORS, backend_error),
     Exception: unexpected,
 }

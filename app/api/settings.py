@@ -37,11 +37,14 @@ class Settings:
     bigquery_api_endpoint: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    query_timeout_seconds: float = 20.0
-    publish_timeout_seconds: float = 10.0
+    # Every call to BigQuery or Pub/Sub is bounded by these, so a request whose backend is
+    # down or stalled answers 503 within 2 s instead of holding the client.
+    read_deadline_seconds: float = 1.5
+    publish_deadline_seconds: float = 1.5
+    # Concurrent warehouse calls; more wait (within their deadline) rather than pile up.
+    warehouse_concurrency: int = 8
     max_window_days: int = 31
     default_window_days: int = 7
-    max_page_size: int = 500
 
     @classmethod
     def from_env(cls) -> Settings:

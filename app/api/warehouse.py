@@ -1,30 +1,47 @@
-"""Reads flights from the deduplicated BigQuery view.
+"""Reads flights from the BigQuery table, one row per event id: its latest published copy.
 
-Every query filters on the partitioning column (the table requires it) and uses query
-parameters only; identifiers come from settings, never from requests.
+Every query filters the partitioning column (the table requires it) and binds user input as
+query parameters; identifiers come from settings, never from requests.
+
+Deduplication and its cost: the table holds every delivered message, so an event id can have
+several rows - redeliveries (same payload) and corrections (a later publish of the same id,
+possibly with another `event_time`). A filter on `event_time` cannot be pushed below a window
+partitioned by `event_id` alone, so a view that deduplicates by id could never be pruned. The
+reads therefore deduplicate inside each query, over the requested window widened by the
+contract's correction horizon on both sides: a window of d days scans d + 2 x horizon days of
+partitions. A correction that moves `event_time` further than the horizon from an earlier
+copy leaves that copy visible in its old window's lists (the lookup by id, which scans every
+partition, still returns the latest copy).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import msgspec
 from google.api_core.retry import Retry
 from google.cloud import bigquery
+from google.cloud.bigquery.enums import QueryApiMethod
 
 from app.api.settings import Settings
-from app.contract.flight_event import FlightEvent, contract_fields
+from app.contract.flight_event import (
+    CORRECTION_HORIZON,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    FlightEvent,
+    contract_fields,
+)
 
 log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = tuple(f.name for f in contract_fields())
-# The earliest instant any lookup considers: a partition filter that keeps id lookups legal
-# under `require_partition_filter` (they scan every partition of the event_id column).
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+# Which stored copy of an event id is the latest: the last published (message id breaks ties).
+LATEST_FIRST = "publish_time DESC, message_id DESC"
 
 
 @dataclass(frozen=True)
@@ -40,50 +57,101 @@ class FlightQuery:
     after: tuple[datetime, str] | None = None
 
 
+@dataclass(frozen=True)
+class RowsPage:
+    """Up to `limit` valid events, and the keyset of the last row read whether it was valid or not."""
+
+    events: list[FlightEvent]
+    last_key: tuple[datetime, str] | None
+    more: bool
+    skipped: int = 0
+
+
+@dataclass
+class ContractBreaches:
+    """How many stored rows were withheld because they break the event contract."""
+
+    count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+
+
+class StoredEventBreaksContract(Exception):
+    """The latest stored copy of an event id does not satisfy the contract, so it is not served."""
+
+
 def day_window(first: date, last: date) -> tuple[datetime, datetime]:
     """Inclusive UTC days as a half-open timestamp window."""
     return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
 
 
-def _as_event(row: Any) -> FlightEvent | None:
-    values = {name: row[name] for name in EVENT_COLUMNS}
-    for name, value in values.items():
-        # The emulator returns naive timestamps; BigQuery TIMESTAMPs are always UTC.
-        if isinstance(value, datetime) and value.tzinfo is None:
-            values[name] = value.replace(tzinfo=UTC)
-    try:
-        return FlightEvent(**values)
-    except (TypeError, ValueError) as exc:
-        log.warning("row %s breaks the event contract and is not served: %s", values.get("event_id"), exc)
-        return None
+def _timestamp(value: Any) -> Any:
+    # The emulator returns naive timestamps; BigQuery TIMESTAMPs are always UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 class FlightWarehouse:
-    """Query access to the flights view for one project."""
+    """Query access to the flight events table of one project."""
 
     def __init__(self, client: bigquery.Client, settings: Settings) -> None:
         self._client = client
         self._settings = settings
-        self._view = f"`{settings.project_id}.{settings.dataset}.{settings.view}`"
-        self._retry = Retry(deadline=settings.query_timeout_seconds)
+        self._table = f"`{settings.project_id}.{settings.dataset}.{settings.table}`"
+        self.breaches = ContractBreaches()
 
     def _run(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter]) -> list[Any]:
+        """One query with every network call bounded by the read deadline.
+
+        `jobs.query` answers small queries in one round trip; unlike `query_and_wait` it also
+        raises on the emulator when the SQL or the table is wrong. No job retry: a caller that
+        gets a 503 retries, and the deadline must hold.
+        """
+        deadline = self._settings.read_deadline_seconds
+        retry = Retry(timeout=deadline)
         job = self._client.query(
             sql,
             job_config=bigquery.QueryJobConfig(query_parameters=list(params)),
-            retry=self._retry,
-            job_retry=None,  # the default wraps the insert in a 10-minute retry of its own
-            timeout=self._settings.query_timeout_seconds,
+            api_method=QueryApiMethod.QUERY,
+            retry=retry,
+            job_retry=None,
+            timeout=deadline,
         )
-        return list(job.result(timeout=self._settings.query_timeout_seconds, retry=self._retry))
+        return list(job.result(timeout=deadline, retry=retry))
 
-    def list_flights(self, query: FlightQuery) -> list[FlightEvent]:
-        """One page of flights in (event_time, event_id) order; `limit` rows at most."""
+    def _event(self, row: Any) -> FlightEvent | None:
+        """The row as a contract-valid event, or None (counted and logged) when it breaks the contract."""
+        values = {name: _timestamp(row[name]) for name in EVENT_COLUMNS}
+        try:
+            return msgspec.convert(values, FlightEvent)
+        except msgspec.ValidationError as exc:
+            self.breaches.add()
+            log.warning(
+                "stored row of event %r breaks the event contract and is not served: %s",
+                values.get("event_id"),
+                exc,
+                extra={"event_id": values.get("event_id"), "contract_breach": str(exc)},
+            )
+            return None
+
+    def list_flights(self, query: FlightQuery) -> RowsPage:
+        """One page in (event_time, event_id) order, the latest copy of each event id.
+
+        Reads `limit + 1` rows: the extra one says whether another page exists. Rows that break
+        the contract are left out of `events` but still advance `last_key`, so a page of bad
+        rows never ends the sequence early.
+        """
         where = ["event_time >= @start", "event_time < @end"]
         params = [
+            bigquery.ScalarQueryParameter("scan_start", "TIMESTAMP", query.start - CORRECTION_HORIZON),
+            bigquery.ScalarQueryParameter("scan_end", "TIMESTAMP", query.end + CORRECTION_HORIZON),
             bigquery.ScalarQueryParameter("start", "TIMESTAMP", query.start),
             bigquery.ScalarQueryParameter("end", "TIMESTAMP", query.end),
-            bigquery.ScalarQueryParameter("limit", "INT64", query.limit),
+            bigquery.ScalarQueryParameter("limit", "INT64", query.limit + 1),
         ]
         for column in ("carrier", "origin", "destination"):
             value = getattr(query, column)
@@ -94,47 +162,83 @@ class FlightWarehouse:
             where.append("(event_time > @after_time OR (event_time = @after_time AND event_id > @after_id))")
             params.append(bigquery.ScalarQueryParameter("after_time", "TIMESTAMP", query.after[0]))
             params.append(bigquery.ScalarQueryParameter("after_id", "STRING", query.after[1]))
+        columns = ", ".join(EVENT_COLUMNS)
         sql = (
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self._view}"  # noqa: S608 - identifiers from settings
-            f" WHERE {' AND '.join(where)} ORDER BY event_time, event_id LIMIT @limit"
+            f"SELECT {columns} FROM ("  # noqa: S608 - identifiers from settings, values bound
+            f" SELECT {columns},"
+            f" ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY {LATEST_FIRST}) AS copy_rank"
+            f" FROM {self._table} WHERE event_time >= @scan_start AND event_time < @scan_end"
+            f") WHERE copy_rank = 1 AND {' AND '.join(where)} ORDER BY event_time, event_id LIMIT @limit"
         )
-        return [event for row in self._run(sql, params) if (event := _as_event(row)) is not None]
+        rows = self._run(sql, params)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        events = [event for row in rows if (event := self._event(row)) is not None]
+        last_key = (_timestamp(rows[-1]["event_time"]), rows[-1]["event_id"]) if rows else None
+        return RowsPage(events=events, last_key=last_key, more=more, skipped=len(rows) - len(events))
 
     def get_flight(self, event_id: str, on: date | None = None) -> FlightEvent | None:
-        """One flight by event id; `on` (its UTC day) prunes the scan to one partition."""
-        start, end = day_window(on, on) if on else (EPOCH, END_OF_TIME)
+        """The latest copy of one event id, or None.
+
+        Without `on` the lookup reads the `event_id` column of every partition; `on` (the
+        event's UTC day) prunes it to that day and the correction horizon around it.
+        Raises StoredEventBreaksContract when the latest copy is not a valid event.
+        """
+        if on is None:
+            scan_start, scan_end = EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+        else:
+            start, end = day_window(on, on)
+            scan_start, scan_end = start - CORRECTION_HORIZON, end + CORRECTION_HORIZON
         sql = (
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self._view}"  # noqa: S608 - identifiers from settings
-            " WHERE event_time >= @start AND event_time < @end AND event_id = @event_id LIMIT 1"
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self._table}"  # noqa: S608 - identifiers from settings
+            " WHERE event_time >= @scan_start AND event_time < @scan_end AND event_id = @event_id"
+            f" ORDER BY {LATEST_FIRST} LIMIT 1"
         )
         rows = self._run(
             sql,
             [
-                bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
-                bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
+                bigquery.ScalarQueryParameter("scan_start", "TIMESTAMP", scan_start),
+                bigquery.ScalarQueryParameter("scan_end", "TIMESTAMP", scan_end),
                 bigquery.ScalarQueryParameter("event_id", "STRING", event_id),
             ],
         )
-        return _as_event(rows[0]) if rows else None
+        if not rows:
+            return None
+        event = self._event(rows[0])
+        if event is None:
+            raise StoredEventBreaksContract(event_id)
+        return event
 
-    def newest_day(self) -> date | None:
-        """The newest UTC day holding data, from partition metadata (no table scan)."""
+    def newest_day(self, latest: date) -> date | None:
+        """The newest UTC day holding data, no later than `latest`, from partition metadata (no scan).
+
+        The bound keeps a stored row with a far-future time (a producer may publish one
+        straight to the topic) from moving everybody's default window.
+        """
         sql = (
             "SELECT MAX(partition_id) AS newest"  # noqa: S608 - identifiers from settings
             f" FROM `{self._settings.project_id}.{self._settings.dataset}.INFORMATION_SCHEMA.PARTITIONS`"
             " WHERE table_name = @table AND REGEXP_CONTAINS(partition_id, r'^[0-9]{8}$')"
-            " AND total_rows > 0"
+            " AND partition_id BETWEEN @earliest AND @latest AND total_rows > 0"
         )
-        rows = self._run(sql, [bigquery.ScalarQueryParameter("table", "STRING", self._settings.table)])
+        rows = self._run(
+            sql,
+            [
+                bigquery.ScalarQueryParameter("table", "STRING", self._settings.table),
+                bigquery.ScalarQueryParameter("earliest", "STRING", f"{EARLIEST_TIMESTAMP:%Y%m%d}"),
+                bigquery.ScalarQueryParameter("latest", "STRING", f"{latest:%Y%m%d}"),
+            ],
+        )
         newest = rows[0]["newest"] if rows else None
         return datetime.strptime(newest, "%Y%m%d").replace(tzinfo=UTC).date() if newest else None
 
     def check(self) -> None:
-        """Raises unless the view is reachable (readiness)."""
+        """Raises unless the table is reachable (readiness)."""
+        deadline = self._settings.read_deadline_seconds
         self._client.get_table(
-            f"{self._settings.project_id}.{self._settings.dataset}.{self._settings.view}",
-            retry=Retry(deadline=5),
-            timeout=5,
+            f"{self._settings.project_id}.{self._settings.dataset}.{self._settings.table}",
+            retry=Retry(timeout=deadline),
+            timeout=deadline,
         )
 
     def close(self) -> None:

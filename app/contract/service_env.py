@@ -40,6 +40,11 @@ SERVICE_ENV: tuple[EnvVar, ...] = (
     EnvVar("APP_VIEW", "view", pipeline="latest_view"),
     # Set locally to bqemulator's REST address; never in the cloud.
     EnvVar("BIGQUERY_API_ENDPOINT", "bigquery_api_endpoint"),
+    # How long a request waits for BigQuery or Pub/Sub before answering 503, and how many
+    # warehouse calls run at once.
+    EnvVar("APP_READ_DEADLINE_SECONDS", "read_deadline_seconds", float),
+    EnvVar("APP_PUBLISH_DEADLINE_SECONDS", "publish_deadline_seconds", float),
+    EnvVar("APP_WAREHOUSE_CONCURRENCY", "warehouse_concurrency", int),
 )
 _BY_FIELD = {var.field: var for var in SERVICE_ENV}
 

@@ -51,13 +51,16 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 
 def poll_flight(target: Target, event: FlightEvent) -> httpx.Response:
-    """GET the flight until it is there or the deadline passes; returns the last answer."""
+    """GET the flight until it is there or the deadline passes; returns the last answer.
+
+    404 (not stored yet) and 503 (a backend busy: the API says retry) are retried, as a client would.
+    """
     url = f"{target.base_url}/v1/flights/{event.event_id}"
     deadline = time.monotonic() + VISIBLE_WITHIN_SECONDS
     with httpx.Client(headers=target.headers, timeout=10) as client:
         while True:
             response = client.get(url, params={"on": event.event_time.date().isoformat()})
-            if response.status_code != 404 or time.monotonic() > deadline:
+            if response.status_code not in (404, 503) or time.monotonic() > deadline:
                 return response
             time.sleep(0.5)
 

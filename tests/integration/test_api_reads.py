@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -112,3 +113,40 @@ def test_one_flight_by_id_with_and_without_its_day(stored) -> None:
     missing = client.get(f"/v1/flights/{event.event_id}", params={"on": "2015-07-01"})
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def wait_until(condition, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
+
+
+def test_a_correction_replaces_the_earlier_copy_even_when_its_time_moved(local_stack, stored) -> None:
+    """The same event id published again, a day later in event time: one row, the latest, everywhere."""
+    client, _ = stored
+    first = flight_event("correction-1", departure=datetime(2015, 7, 1, 10, 0, tzinfo=UTC))
+    correction = flight_event(
+        "correction-1",
+        departure=datetime(2015, 7, 1, 10, 0, tzinfo=UTC),
+        event_time=datetime(2015, 7, 2, 9, 30, tzinfo=UTC),
+        arrival_delay_minutes=95,
+    )
+    publisher = local_stack.publisher()
+    publisher.publish(local_stack.topic_path, encode_event(first)).result(timeout=30)
+    assert wait_until(lambda: client.get("/v1/flights/correction-1").status_code == 200)
+    publisher.publish(local_stack.topic_path, encode_event(correction)).result(timeout=30)
+
+    def served(**params: str) -> FlightEvent | None:
+        response = client.get("/v1/flights/correction-1", params=params)
+        return decode_event(response.content) if response.status_code == 200 else None
+
+    assert wait_until(lambda: served() == correction)
+    assert served(on="2015-07-01") == correction  # looked up on the old day: still the latest copy
+    assert served(on="2015-07-02") == correction
+    both_days = list_all(client, {"from": "2015-07-01", "to": "2015-07-02"}, limit=500)
+    assert [decode_event(json.dumps(i)) for i in both_days if i["event_id"] == "correction-1"] == [correction]
+    old_day = list_all(client, {"from": "2015-07-01", "to": "2015-07-01"}, limit=500)
+    assert "correction-1" not in [i["event_id"] for i in old_day]

@@ -5,26 +5,30 @@ These run without any backend: validation happens before the service touches one
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from app.api.flights import decode_cursor, encode_cursor, resolve_window
+from app.api.cursor import PageCursor, decode_cursor, encode_cursor
+from app.api.events import MAX_EVENT_BYTES
+from app.api.flights import resolve_window
 from app.api.main import create_app
 from app.api.settings import Settings
-from app.contract.flight_event import decode_event
-from tests.unit.test_contract import VALID
+from app.contract.examples import EXAMPLE_EVENT
+from app.contract.flight_event import FlightEvent, encode_event
+
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     # A BigQuery endpoint nobody listens on: any query the app makes fails fast.
-    settings = Settings(
-        project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9", query_timeout_seconds=2
-    )
+    settings = Settings(project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9")
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -39,16 +43,35 @@ def assert_problem(response, status: int) -> dict:
     return body
 
 
+def event_with(**changes: object) -> bytes:
+    return json.dumps(EXAMPLE_EVENT | changes).encode()
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("body", "key"),
     [
-        b"{not json",
-        b"[]",
-        msgspec.json.encode(VALID | {"unknown_field": 1}),
-        msgspec.json.encode(VALID | {"flight_number": "one"}),
-        msgspec.json.encode({k: v for k, v in VALID.items() if k != "carrier"}),
-        msgspec.json.encode(VALID | {"event_time": "2013-01-01T10:15:00"}),
-        msgspec.json.encode(VALID | {"scheduled_arrival": VALID["scheduled_departure"]}),
+        (b"{not json", None),
+        (b"[]", None),
+        (event_with(unknown_field=1), None),
+        (event_with(flight_number="one"), "flight_number"),
+        (json.dumps({k: v for k, v in EXAMPLE_EVENT.items() if k != "carrier"}).encode(), None),
+        (event_with(event_time="2013-01-01T10:15:00"), "event_time"),
+        (event_with(scheduled_arrival=EXAMPLE_EVENT["scheduled_departure"]), None),
+        # Strict JSON types: no coercion of strings, floats or strings-as-booleans.
+        (event_with(flight_number="1545"), "flight_number"),
+        (event_with(flight_number=1545.0), "flight_number"),
+        (event_with(cancelled="false"), "cancelled"),
+        (event_with(cancelled=0), "cancelled"),
+        (event_with(distance_miles=True), "distance_miles"),
+        (event_with(carrier=["UA"]), "carrier"),
+        (event_with(tail_number=12345), "tail_number"),
+        # Bounded timestamps: outside 2000-2099, or an event time in the future.
+        (event_with(event_time="9999-12-31T23:00:00Z"), None),
+        (event_with(event_time="1969-12-31T23:00:00Z"), None),
+        (event_with(event_time="0001-01-01T00:00:00+01:00"), None),
+        (event_with(scheduled_departure="9999-12-31T23:59:59-01:00"), None),
+        (event_with(actual_arrival="2100-01-01T00:00:00Z"), None),
+        (event_with(event_time=(datetime.now(UTC) + timedelta(days=2)).isoformat()), None),
     ],
     ids=[
         "malformed",
@@ -58,44 +81,152 @@ def assert_problem(response, status: int) -> dict:
         "missing-required",
         "naive-time",
         "rule",
+        "string-for-int",
+        "float-for-int",
+        "string-for-bool",
+        "int-for-bool",
+        "bool-for-int",
+        "array-for-string",
+        "int-for-string",
+        "year-9999",
+        "before-2000",
+        "year-1-with-offset",
+        "overflowing-offset",
+        "year-2100",
+        "future-event-time",
     ],
 )
-def test_bad_events_are_rejected_with_a_problem(client: TestClient, body: bytes) -> None:
-    response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
-    assert_problem(response, 400)
+def test_bad_events_are_rejected_with_a_problem(client: TestClient, body: bytes, key: str | None) -> None:
+    problem = assert_problem(client.post("/v1/events", content=body, headers=JSON), 400)
+    if key is not None:
+        assert problem["errors"][0]["key"] == key
+
+
+def test_an_event_the_contract_accepts_is_only_refused_by_the_unreachable_topic(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example event passes validation: the request gets as far as publishing."""
+    event = msgspec.json.decode(event_with(event_time="2013-01-01T10:15:00+00:00"), type=FlightEvent)
+    assert encode_event(event)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+    settings = Settings(project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9")
+    with TestClient(create_app(settings)) as down:
+        response = down.post("/v1/events", content=event_with(), headers=JSON)
+    problem = assert_problem(response, 503)
+    assert response.headers["retry-after"] == "2"
+    assert "unavailable" in problem["detail"]
 
 
 @pytest.mark.parametrize(
-    "query",
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
+)
+def test_other_media_types_are_415(client: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    assert_problem(client.post("/v1/events", content=event_with(), headers=headers), 415)
+
+
+def test_an_empty_body_is_a_400(client: TestClient) -> None:
+    assert_problem(client.post("/v1/events", headers=JSON), 400)
+
+
+def test_bodies_larger_than_one_event_are_413(client: TestClient) -> None:
+    padded = event_with()[:-1] + b" " * MAX_EVENT_BYTES + b"}"
+    assert_problem(client.post("/v1/events", content=padded, headers=JSON), 413)
+    assert_problem(client.post("/v1/events", content=b" " * 5_000_000, headers=JSON), 413)
+
+
+def test_the_largest_possible_event_fits_the_body_limit() -> None:
+    widest = EXAMPLE_EVENT | {
+        "event_id": "e" * 64,
+        "tail_number": "N" * 8,
+        "event_time": "2013-01-01T10:15:00.123456+00:00",
+        "scheduled_departure": "2013-01-01T10:15:00.123456+00:00",
+        "actual_departure": "2013-01-01T10:17:00.123456+00:00",
+        "scheduled_arrival": "2013-01-01T14:19:00.123456+00:00",
+        "actual_arrival": "2013-01-01T14:30:00.123456+00:00",
+        "departure_delay_minutes": -1440,
+        "arrival_delay_minutes": -1440,
+    }
+    assert len(json.dumps(widest, indent=4)) * 4 < MAX_EVENT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("query", "key"),
     [
-        "limit=0",
-        "limit=-1",
-        "limit=501",
-        "limit=abc",
-        "from=0.5",
-        "from=2013-13-01",
-        "carrier=united",
-        "origin=jfk",
-        "cursor=not-a-cursor",
-        "cursor=" + "0" * 40,
-        "from=2013-01-10&to=2013-01-01",
-        "from=2013-01-01&to=2013-03-01",
-        "to=0001-01-03",
-        "from=9999-12-31",
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=501", "limit"),
+        ("limit=abc", "limit"),
+        ("from=0.5", "from"),
+        ("from=2013-13-01", "from"),
+        ("from=abc", "from"),
+        ("carrier=united", "carrier"),
+        ("origin=jfk", "origin"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("cursor=" + "0" * 40, "cursor"),
+        ("from=2013-01-10&to=2013-01-01", "to"),
+        ("from=2013-01-01&to=2013-03-01", "to"),
+        ("to=0001-01-03", "to"),
+        ("from=9999-12-31", "from"),
+        ("from=1999-12-31", "from"),
+        ("to=2100-01-01", "to"),
+        # One value per parameter, and only the parameters the operation takes.
+        ("limit=1&limit=500", "limit"),
+        ("limit=abc&limit=2", "limit"),
+        ("from=2013-01-01&from=2013-02-01", "from"),
+        ("form=2013-01-01", "form"),
+        ("from_=2013-01-01", "from_"),
     ],
 )
-def test_bad_list_queries_are_rejected_with_a_problem(client: TestClient, query: str) -> None:
-    assert_problem(client.get(f"/v1/flights?{query}"), 400)
+def test_bad_list_queries_are_rejected_with_a_problem(client: TestClient, query: str, key: str) -> None:
+    problem = assert_problem(client.get(f"/v1/flights?{query}"), 400)
+    assert [e["key"] for e in problem["errors"]] == [key]
+    assert "from_" not in problem["detail"] or key == "from_"
 
 
-def test_bad_event_id_is_rejected(client: TestClient) -> None:
-    assert_problem(client.get("/v1/flights/" + "x" * 65), 400)
-    assert_problem(client.get("/v1/flights/-leading-dash"), 400)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/flights/" + "x" * 65,
+        "/v1/flights/-leading-dash",
+        "/v1/flights/abc?on=9999-12-31",
+        "/v1/flights/abc?on=0001-01-01",
+        "/v1/flights/abc?on=2013-01-01&on=2013-01-02",
+        "/v1/flights/abc?day=2013-01-01",
+        "/healthz?verbose=1",
+    ],
+)
+def test_bad_lookups_are_rejected_with_a_problem(client: TestClient, path: str) -> None:
+    assert_problem(client.get(path), 400)
 
 
-def test_unreachable_warehouse_is_a_503(client: TestClient) -> None:
-    body = assert_problem(client.get("/v1/flights?from=2013-01-01&to=2013-01-02"), 503)
+def test_a_cursor_carries_its_query_and_refuses_another() -> None:
+    cursor = PageCursor(
+        after_time=datetime(2013, 1, 2, 3, 4, tzinfo=UTC),
+        after_id="x",
+        first=date(2013, 1, 1),
+        last=date(2013, 1, 7),
+        carrier="UA",
+    )
+    assert decode_cursor(encode_cursor(cursor)) == cursor
+    settings = Settings(project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9")
+    with TestClient(create_app(settings)) as client:
+        text = encode_cursor(cursor)
+        problem = assert_problem(client.get("/v1/flights", params={"cursor": text, "carrier": "AA"}), 400)
+        assert "carrier" in problem["detail"]
+        # A hand-made cursor is held to the same bounds as a query string.
+        too_long = msgspec.structs.replace(cursor, last=date(2013, 3, 1))
+        assert_problem(client.get("/v1/flights", params={"cursor": encode_cursor(too_long)}), 400)
+        out_of_range = msgspec.structs.replace(cursor, first=date(1999, 12, 30), last=date(1999, 12, 31))
+        assert_problem(client.get("/v1/flights", params={"cursor": encode_cursor(out_of_range)}), 400)
+
+
+def test_unreachable_warehouse_is_a_503_with_retry_after(client: TestClient) -> None:
+    response = client.get("/v1/flights?from=2013-01-01&to=2013-01-02")
+    body = assert_problem(response, 503)
     assert "unavailable" in body["detail"]
+    assert response.headers["retry-after"] == "2"
+    assert_problem(client.get("/v1/flights"), 503)  # the default window needs the warehouse too
     assert_problem(client.get("/readyz"), 503)
 
 
@@ -105,28 +236,52 @@ def test_liveness_needs_no_backend(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_unknown_route_is_a_problem(client: TestClient) -> None:
-    assert_problem(client.get("/v2/nothing"), 404)
-    assert_problem(client.delete("/v1/events"), 405)
-
-
-def test_cursor_round_trips() -> None:
-    event = decode_event(msgspec.json.encode(VALID))
-    assert decode_cursor(encode_cursor(event)) == (event.event_time, event.event_id)
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v2/nothing", 404),
+        ("DELETE", "/v1/events", 405),
+        ("PUT", "/v1/flights", 405),
+        ("GET", "/schema/scalar", 404),
+        ("GET", "/schema/redoc", 404),
+        ("GET", "/schema/nothing/here", 404),
+        ("GET", "/schema/openapi.yaml", 404),
+        ("GET", "/schema/assets/nothing.js", 404),
+        ("POST", "/schema", 405),
+    ],
+)
+def test_every_error_on_every_path_is_a_problem(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    assert_problem(client.request(method, path), status)
 
 
 class _Services:
     def __init__(self, newest: date | None) -> None:
         self.settings = Settings(project_id="p")
         self._newest = newest
+        self.asked: list[date] = []
 
-    def newest_day(self) -> date | None:
+    async def newest_day(self, latest: date) -> date | None:
+        self.asked.append(latest)
         return self._newest
 
 
+def window(services: _Services, first: date | None, last: date | None) -> tuple[date, date]:
+    return asyncio.run(resolve_window(services, first, last))  # type: ignore[arg-type]
+
+
 def test_default_window_is_the_week_ending_on_the_newest_day() -> None:
-    assert resolve_window(_Services(date(2013, 1, 9)), None, None) == (date(2013, 1, 3), date(2013, 1, 9))
-    assert resolve_window(_Services(None), date(2013, 1, 1), None) == (date(2013, 1, 1), date(2013, 1, 7))
-    assert resolve_window(_Services(None), None, date(2013, 1, 7)) == (date(2013, 1, 1), date(2013, 1, 7))
+    assert window(_Services(date(2013, 1, 9)), None, None) == (date(2013, 1, 3), date(2013, 1, 9))
+    assert window(_Services(None), date(2013, 1, 1), None) == (date(2013, 1, 1), date(2013, 1, 7))
+    assert window(_Services(None), None, date(2013, 1, 7)) == (date(2013, 1, 1), date(2013, 1, 7))
     today = datetime.now(UTC).date()
-    assert resolve_window(_Services(None), None, None)[1] == today
+    services = _Services(None)
+    assert window(services, None, None)[1] == today
+    # Data far in the future cannot move the default: the newest day asked for is tomorrow at most.
+    assert services.asked == [today + timedelta(days=1)]
+
+
+def test_windows_at_the_edges_of_the_range_do_not_overflow() -> None:
+    assert window(_Services(None), None, date(2000, 1, 2)) == (date(2000, 1, 1), date(2000, 1, 2))
+    assert window(_Services(None), date(2099, 12, 30), None) == (date(2099, 12, 30), date(2099, 12, 31))

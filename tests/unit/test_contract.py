@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from app.api.main import create_app
 from app.api.settings import Settings
-from app.contract.flight_event import FlightEvent, contract_fields, decode_event, encode_event
+from app.contract.examples import EXAMPLE_EVENT
+from app.contract.flight_event import (
+    TIMESTAMP_PATTERN,
+    FlightEvent,
+    contract_fields,
+    decode_event,
+    encode_event,
+)
 from app.contract.warehouse_schema import METADATA_COLUMNS, table_schema
 
 OPENAPI_TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "timestamp": "string"}
 BIGQUERY_TYPES = {"string": "STRING", "integer": "INTEGER", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 
-VALID = {
-    "event_id": "canary-1",
-    "event_time": "2013-01-01T10:15:00Z",
-    "carrier": "UA",
-    "flight_number": 1545,
-    "tail_number": "N14228",
-    "origin": "EWR",
-    "destination": "IAH",
-    "scheduled_departure": "2013-01-01T05:15:00-05:00",
-    "actual_departure": "2013-01-01T10:17:00Z",
-    "scheduled_arrival": "2013-01-01T14:19:00Z",
-    "actual_arrival": "2013-01-01T14:30:00Z",
-    "departure_delay_minutes": 2,
-    "arrival_delay_minutes": 11,
-    "distance_miles": 1400,
-    "air_time_minutes": 227,
-    "cancelled": False,
-}
+# The documented example, with its scheduled departure written in New York time.
+VALID = EXAMPLE_EVENT | {"event_id": "canary-1", "scheduled_departure": "2013-01-01T05:15:00-05:00"}
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +113,26 @@ def test_optional_fields_default_to_none() -> None:
     event = decode_event(msgspec.json.encode({k: v for k, v in VALID.items() if k not in optional}))
     assert all(getattr(event, name) is None for name in optional)
     assert isinstance(event, FlightEvent)
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2110, 1, 1)),
+    offset_minutes=st.integers(-23 * 60 - 59, 23 * 60 + 59),
+    separator=st.sampled_from("Tt "),
+    fraction=st.sampled_from(["", ".5", ".123456", ".1234567"]),
+    colon=st.booleans(),
+    zulu=st.sampled_from(["", "Z", "z"]),
+)
+def test_the_timestamp_pattern_describes_every_timestamp_the_contract_accepts(
+    moment: datetime, offset_minutes: int, separator: str, fraction: str, colon: bool, zulu: str
+) -> None:
+    """The OpenAPI schema's pattern admits whatever the decoder and the bounds admit (no false 'invalid')."""
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    offset = zulu or f"{sign}{hours:02d}{':' if colon else ''}{minutes:02d}"
+    text = f"{moment:%Y-%m-%d}{separator}{moment:%H:%M:%S}{fraction}{offset}"
+    try:
+        decode_event(msgspec.json.encode(VALID | {"actual_departure": text}))
+    except msgspec.ValidationError:
+        return
+    assert re.fullmatch(TIMESTAMP_PATTERN, text), text
