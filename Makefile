@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 POLICY_VENV := .venv-policy
 CHECKOV_VENV := .venv-checkov
+LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench
+.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
@@ -17,6 +18,7 @@ help:
 	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
 	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
 	@echo "make bench      performance against ceilings measured in the same run (needs wrk; ~5 min)"
+	@echo "make locust-env Locust in .venv-locust, for load tests of a deployed stack (docs/performance.md)"
 
 install: $(VENV)/.installed $(POLICY_VENV)/.installed
 
@@ -40,6 +42,14 @@ $(CHECKOV_VENV)/.installed: requirements/bootstrap.txt requirements/checkov.txt 
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(UV) pip sync --python $(CHECKOV_VENV)/bin/python --require-hashes requirements/checkov.txt
 	touch $@
+
+# Locust brings gevent, Flask and its own pytest, so it gets an environment of its own.
+$(LOCUST_VENV)/.installed: requirements/locust.txt $(VENV)/.installed
+	test -x $(LOCUST_VENV)/bin/python || $(PYTHON) -m venv $(LOCUST_VENV)
+	$(UV) pip sync --python $(LOCUST_VENV)/bin/python --require-hashes requirements/locust.txt
+	touch $@
+
+locust-env: $(LOCUST_VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m app.local run
@@ -73,12 +83,15 @@ checkov: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework github_actions --directory .github
 
 # Declared by the runtime's libraries but never imported by the service, so kept out of the image
-# (docs/performance.md#image): Litestar's CLI (rich, rich-click and their pygments, markdown-it-py,
-# mdurl), its example factories (polyfactory, faker), its test client (httpx, httpcore) and htmx
-# plugin (litestar-htmx); swagger-ui-py's Python integration (jinja2, markupsafe): the API serves only
-# its static files. tests/integration/test_runtime_image.py serves every route from this trimmed set.
+# (docs/performance.md#the-image): Litestar's CLI (rich, rich-click and their pygments, markdown-it-py,
+# mdurl), example factories (polyfactory, faker), test client (httpx, httpcore) and htmx plugin;
+# swagger-ui-py's Python side (jinja2, markupsafe: the API serves only its files); google-auth's
+# pure-Python RSA fallback (pyasn1, pyasn1-modules: cryptography is installed); cffi's build-time
+# parser (pycparser); Pub/Sub's optional tracing SDK (opentelemetry-sdk); download checksums
+# (google-crc32c); uvicorn's h11 parser (SERVER_OPTIONS picks httptools).
+# tests/integration/test_runtime_image.py serves every route from this trimmed set.
 RUNTIME_NEVER_IMPORTED := faker polyfactory rich rich-click pygments markdown-it-py mdurl httpx httpcore \
-	litestar-htmx jinja2 markupsafe
+	litestar-htmx jinja2 markupsafe pyasn1 pyasn1-modules pycparser opentelemetry-sdk google-crc32c h11
 
 lock: $(VENV)/.installed
 	$(UV) pip compile pyproject.toml --group platform --group local --group dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt
@@ -87,6 +100,7 @@ lock: $(VENV)/.installed
 	$(UV) pip compile requirements/bootstrap.in --generate-hashes --python-version 3.11 -q -o requirements/bootstrap.txt
 	$(UV) pip compile platform/policy/requirements.in --generate-hashes --python-version 3.11 -q -o requirements/policy.txt
 	$(UV) pip compile requirements/checkov.in --generate-hashes --python-version 3.11 -q -o requirements/checkov.txt
+	$(UV) pip compile requirements/locust.in --generate-hashes --python-version 3.11 -q -o requirements/locust.txt
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) $(CHECKOV_VENV) .local .bench plans .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(CHECKOV_VENV) $(LOCUST_VENV) .local .bench plans .pytest_cache .mypy_cache .ruff_cache

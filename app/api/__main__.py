@@ -10,7 +10,12 @@ from app.api.settings import get_settings
 # environment that happens to have uvloop serves like the image. httptools parses HTTP in C (about
 # 2x the requests per CPU of h11); uvloop would add ~1.3x for 14 MB of image, so the loop stays
 # asyncio. bench/ serves its bare-ASGI ceiling with these same options (docs/performance.md).
-SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": True, "access_log": False, "http": "httptools", "loop": "asyncio"}
+SERVER_OPTIONS: dict[str, Any] = {
+    "proxy_headers": True,
+    "access_log": False,
+    "http": "httptools",
+    "loop": "asyncio",
+}
 
 
 def serve(factory: str, host: str, port: int) -> None:
