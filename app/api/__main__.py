@@ -1,10 +1,11 @@
-"""Serve the API with uvicorn on $HOST:$PORT (127.0.0.1:8000 unless told otherwise)."""
+"""Serve the API with uvicorn on $HOST:$PORT (127.0.0.1:8000 by default), logging JSON to stdout."""
 
 from typing import Any
 
 import uvicorn
 
 from app.api.settings import get_settings
+from app.api.telemetry import configure_logging
 
 # How the service is served, in the image and locally, named explicitly so that a development
 # environment that happens to have uvloop serves like the image. httptools parses HTTP in C (about
@@ -12,7 +13,8 @@ from app.api.settings import get_settings
 # asyncio. bench/ serves its bare-ASGI ceiling with these same options (docs/performance.md).
 SERVER_OPTIONS: dict[str, Any] = {
     "proxy_headers": True,
-    "access_log": False,
+    "access_log": False,  # the app writes one structured access line per request
+    "log_config": None,  # keep the JSON logging configure_logging set up
     "http": "httptools",
     "loop": "asyncio",
 }
@@ -25,6 +27,7 @@ def serve(factory: str, host: str, port: int) -> None:
 
 def main() -> None:
     settings = get_settings()
+    configure_logging(settings.project_id)
     serve("app.api.main:create_app", settings.host, settings.port)
 
 

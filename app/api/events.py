@@ -17,9 +17,11 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import Example, Link
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
+from app.api.auth import require_publisher
 from app.api.openapi import OperationDocs, documented, json_body
 from app.api.problems import problem_responses
 from app.api.services import Services
+from app.api.telemetry import annotate
 from app.contract.examples import EXAMPLE_EVENT
 from app.contract.flight_event import FlightEvent, decode_event, encode_event
 
@@ -74,15 +76,19 @@ PUBLISH_DOCS = OperationDocs(
     summary="Publish a flight event",
     status_code=202,
     request_max_body_size=MAX_EVENT_BYTES,
+    guards=[require_publisher],
+    security=[{"GoogleIdToken": []}],
     operation_class=documented(PUBLISH_DOCS),
-    responses=problem_responses(400, 413, 415, 503),
+    responses=problem_responses(400, 401, 403, 413, 415, 429, 503),
 )
 async def publish_event(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Accepted:
     """Validates the event against the contract, then publishes it; 202 once Pub/Sub has it."""
     body = await request.body()
     if not body:
+        annotate(rejected="empty")
         raise ValidationException("The request has no body; send one flight event as JSON.")
     if request.content_type[0] != "application/json":
+        annotate(rejected="media-type")
         raise HTTPException(
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail="Send the event as `Content-Type: application/json`.",
@@ -90,6 +96,7 @@ async def publish_event(request: Request[Any, Any, Any], services: NamedDependen
     try:
         event = decode_event(body)
     except msgspec.MsgspecError as exc:
+        annotate(rejected="contract")
         raise _invalid_event(exc) from None
     message_id = await services.publish(encode_event(event), source="api")
     return Accepted(event_id=event.event_id, message_id=message_id)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, Link
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
+from app.api.cached_reads import CACHE_HEADERS, NOT_MODIFIED, cached_read
 from app.api.cursor import CURSOR_MAX_LENGTH, PageCursor, cursor_error, decode_cursor, encode_cursor
 from app.api.openapi import OperationDocs, documented
-from app.api.problems import problem_responses
+from app.api.problems import problem_body, problem_responses
 from app.api.services import Services
 from app.api.warehouse import FlightQuery, StoredEventBreaksContract, day_window
 from app.contract.examples import EXAMPLE_EVENT
@@ -110,6 +112,16 @@ def _example(value: object) -> list[Example]:
     return [Example(value=value)]
 
 
+IfNoneMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-None-Match",
+        description="The ETag of an answer you hold: 304 Not Modified while it is current.",
+        examples=_example('"3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d"'),
+    ),
+]
+
+
 FILTERS = ("carrier", "origin", "destination")
 EXAMPLE_CURSOR = PageCursor(
     after_time=datetime.fromisoformat(EXAMPLE_EVENT["event_time"]),
@@ -148,10 +160,15 @@ LOOKUP_DOCS = OperationDocs(response_examples={"200": {"first-flight-of-2013": E
     summary="List flights",
     operation_id="listFlights",
     operation_class=documented(LIST_DOCS),
-    responses=problem_responses(400, 503),
+    responses={200: ResponseSpec(FlightPage, description="A page of flights", generate_examples=False)}
+    | NOT_MODIFIED
+    | problem_responses(400, 429, 503),
+    response_headers=CACHE_HEADERS,
 )
 async def list_flights(
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
+    if_none_match: IfNoneMatch = None,
     from_: Annotated[
         date | None, _date_parameter("First UTC day of event time, inclusive", "2013-01-01", name="from")
     ] = None,
@@ -177,7 +194,7 @@ async def list_flights(
             examples=_example(encode_cursor(EXAMPLE_CURSOR)),
         ),
     ] = None,
-) -> FlightPage:
+) -> Response[bytes]:
     """Flights whose event time falls in the window, oldest first, one row per event id (its latest copy).
 
     At most 31 days; without dates, the week ending on the newest day that holds data. To read
@@ -202,11 +219,18 @@ async def list_flights(
         destination=destination,
         after=after,
     )
-    page = await services.read(services.warehouse.list_flights, query)
-    next_cursor = None
-    if page.more and page.last_key:
-        next_cursor = encode_cursor(PageCursor(*page.last_key, first, last, carrier, origin, destination))
-    return FlightPage(items=page.events, next_cursor=next_cursor)
+
+    async def load() -> tuple[bytes, int, float]:
+        page = await services.read(services.warehouse.list_flights, query)
+        next_cursor = None
+        if page.more and page.last_key:
+            next_cursor = encode_cursor(
+                PageCursor(*page.last_key, first, last, query.carrier, origin, destination)
+            )
+        body = msgspec.json.encode(FlightPage(items=page.events, next_cursor=next_cursor))
+        return body, 200, services.settings.cache_ttl_seconds
+
+    return await cached_read(request, services, ("list", query), load)
 
 
 @get(
@@ -215,9 +239,13 @@ async def list_flights(
     summary="Get one flight",
     operation_id="getFlight",
     operation_class=documented(LOOKUP_DOCS),
-    responses=problem_responses(400, 404, 503),
+    responses={200: ResponseSpec(FlightEvent, description="The flight event", generate_examples=False)}
+    | NOT_MODIFIED
+    | problem_responses(400, 404, 429, 503),
+    response_headers=CACHE_HEADERS,
 )
 async def get_flight(
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     event_id: Annotated[
         str,
@@ -231,15 +259,20 @@ async def get_flight(
     on: Annotated[
         date | None, _date_parameter("The event's UTC day; makes the lookup cheap", "2013-01-01")
     ] = None,
-) -> FlightEvent:
+    if_none_match: IfNoneMatch = None,
+) -> Response[bytes]:
     """The latest published copy of the flight event with this id."""
     _check_day("on", on)
-    try:
-        event = await services.read(services.warehouse.get_flight, event_id, on)
-    except StoredEventBreaksContract:
-        raise NotFoundException(
-            f"the stored flight event {event_id!r} breaks the event contract and is not served"
-        ) from None
-    if event is None:
-        raise NotFoundException(f"no flight event with id {event_id!r}")
-    return event
+
+    async def load() -> tuple[bytes, int, float]:
+        try:
+            event = await services.read(services.warehouse.get_flight, event_id, on)
+        except StoredEventBreaksContract:
+            detail = f"the stored flight event {event_id!r} breaks the event contract and is not served"
+        else:
+            if event is not None:
+                return msgspec.json.encode(event), 200, services.settings.cache_ttl_seconds
+            detail = f"no flight event with id {event_id!r}"
+        return problem_body(404, detail), 404, services.settings.cache_not_found_ttl_seconds
+
+    return await cached_read(request, services, ("get", event_id, on), load)

@@ -54,7 +54,7 @@ async def _failure(name: str, check: Any) -> str | None:
 async def readyz(services: NamedDependency[Services]) -> Response[Any]:
     """Checks, side by side and within the read deadline, that the topic and the table are reachable."""
 
-    def topic_exists() -> None:
+    def topic_exists() -> None:  # needs pubsub.topics.get: roles/pubsub.viewer on the topic
         services.publisher.get_topic(
             request={"topic": services.topic_path}, timeout=services.settings.read_deadline_seconds
         )
@@ -62,7 +62,7 @@ async def readyz(services: NamedDependency[Services]) -> Response[Any]:
     failed = [
         failure
         for failure in await asyncio.gather(
-            _failure("pubsub", services.read(topic_exists)),
+            _failure("pubsub", services.pubsub_breaker.call(lambda: services.call_blocking(topic_exists))),
             _failure("bigquery", services.read(services.warehouse.check)),
         )
         if failure

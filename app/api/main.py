@@ -3,26 +3,55 @@
 from __future__ import annotations
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import ASGIMiddleware
 
 from app.api.events import publish_event
 from app.api.flights import get_flight, list_flights
 from app.api.health import healthz, readyz
+from app.api.limits import RateLimit
 from app.api.openapi import openapi_config
 from app.api.problems import EXCEPTION_HANDLERS
 from app.api.query_params import reject_unknown_or_repeated
 from app.api.services import Services
 from app.api.settings import Settings, get_settings
+from app.api.telemetry import TelemetryMiddleware
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
-    """Build the app for the given settings (the environment's by default) or prepared services."""
+    """Build the app for the given settings (the environment's by default) or prepared services.
+
+    Logging is configured by the process (`python -m app.api`), not here, so tests keep theirs.
+    """
     services = services or Services(settings or get_settings())
-    return Litestar(
+    middleware: list[ASGIMiddleware] = []
+    if services.settings.rate_limit_per_minute > 0:
+        middleware.append(RateLimit(services.settings.rate_limit_per_minute))
+    on_startup = []
+    if services.settings.publish_auth == "none":
+        on_startup.append(_document_open_publishing)
+    app = Litestar(
         route_handlers=[healthz, readyz, list_flights, get_flight, publish_event],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        state=State({"services": services}),
+        middleware=middleware,
         before_request=reject_unknown_or_repeated,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
+        logging_config=None,
+        on_startup=on_startup,
         on_shutdown=[services.close],
     )
+    # Outside the router, as Litestar wraps its own OpenTelemetry middleware, so that requests
+    # no route answers (404, 405) get their request id and access line too.
+    app.asgi_handler = TelemetryMiddleware(app.asgi_handler)
+    return app
+
+
+def _document_open_publishing(app: Litestar) -> None:
+    """Where publishing needs no token (the local stack), the OpenAPI document must not ask for one."""
+    paths = app.openapi_schema.paths or {}
+    publish = paths["/v1/events"].post
+    if publish is not None:
+        publish.security = None

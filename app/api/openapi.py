@@ -18,7 +18,16 @@ from typing import Any
 from litestar import Response, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Example, Link, OpenAPIMediaType, Operation, Reference, RequestBody
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    Link,
+    OpenAPIMediaType,
+    Operation,
+    Reference,
+    RequestBody,
+    SecurityScheme,
+)
 from litestar.static_files import create_static_files_router
 
 from app.api.problems import PROBLEM_JSON, problem
@@ -75,6 +84,17 @@ def openapi_config() -> OpenAPIConfig:
             "when a backend is unavailable, 500 for our own faults."
         ),
         path=SCHEMA_PATH,
+        components=Components(
+            security_schemes={
+                "GoogleIdToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="A Google-signed ID token (`gcloud auth print-identity-token`) of a "
+                    "principal on the stack's publisher allow-list; its audience is the service URL.",
+                )
+            }
+        ),
         render_plugins=[OfflineSwaggerUI()],
         openapi_router=Router(
             SCHEMA_PATH, route_handlers=[], include_in_schema=False, after_request=_docs_not_found

@@ -32,7 +32,18 @@ RETRY_AFTER_SECONDS = 2
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # BigQuery throttles with 403 and one of these reasons.
 TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "quotaExceeded", "backendError", "internalError"})
+
+
+class BackendUnavailable(Exception):
+    """A backend known to be down (its circuit breaker is open): answer 503 at once, saying when to retry."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    BackendUnavailable,
     GoogleAPIError,
     GoogleAuthError,
     requests.RequestException,
@@ -52,9 +63,12 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
 
 EXAMPLE_DETAILS = {
     400: "`limit`: given more than once (accepted: carrier, cursor, destination, from, limit, origin, to)",
+    401: "Publishing needs a Google-signed ID token: Authorization: Bearer <token>.",
+    403: "serviceAccount:someone@example.iam.gserviceaccount.com may not publish flight events here.",
     404: "no flight event with id 'f72b6386-11e9-5db3-970a-c562fd43c40b'",
     413: "The body is larger than the 8192 bytes this operation accepts.",
     415: "Send the event as `Content-Type: application/json`.",
+    429: "More than 600 requests a minute from this client; slow down.",
     503: "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later.",
 }
 
@@ -85,9 +99,14 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None, **e
     return Response(body | extra, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_body(status: int, detail: str) -> bytes:
+    """A problem document as bytes, for answers stored in the result cache."""
+    return msgspec.json.encode(ProblemDetails("about:blank", HTTPStatus(status).phrase, status, detail))
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when retrying later can succeed: the backend is unreachable, slow or throttling."""
-    if isinstance(exc, TimeoutError | TransportError):
+    if isinstance(exc, BackendUnavailable | TimeoutError | TransportError):
         return True
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return True
@@ -123,10 +142,11 @@ def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
 def backend_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_transient(exc):
         log.warning("backend unavailable on %s %s: %r", request.method, request.url.path, exc)
+        retry_after = exc.retry_after_seconds if isinstance(exc, BackendUnavailable) else RETRY_AFTER_SECONDS
         return problem(
             503,
             "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(retry_after)},
         )
     return unexpected(request, exc)
 

@@ -2,16 +2,16 @@
 
 Lazy creation keeps liveness independent of the cloud: `/healthz` answers even where no
 credentials exist yet, and a missing backend shows up as a 503 on the routes that need it.
-Warehouse calls run on a small thread pool of their own (the BigQuery client blocks), awaited
-with the read deadline: when BigQuery stalls, requests answer 503 on time and the pool bounds
-how many stuck calls can pile up.
+Blocking calls (the BigQuery client, certificate fetches) run on a small thread pool of their
+own, awaited with the read deadline: when BigQuery stalls, requests answer 503 on time and the
+pool bounds how many stuck calls can pile up. Each backend has a circuit breaker, and reads go
+through the result cache, which can answer from stale entries while the warehouse is away.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -21,6 +21,9 @@ from typing import Any, TypeVar
 from google.api_core.retry import Retry
 from google.cloud.pubsub_v1 import PublisherClient
 
+from app.api.auth import TokenVerifier
+from app.api.breaker import CircuitBreaker
+from app.api.cache import ResultCache
 from app.api.settings import Settings
 from app.api.warehouse import FlightWarehouse
 from app.gcp_clients import bigquery_client
@@ -30,13 +33,18 @@ T = TypeVar("T")
 
 
 class Services:
-    """Holds the clients for one app instance."""
+    """Holds the clients, the cache and the breakers of one app instance."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pool = ThreadPoolExecutor(settings.warehouse_concurrency, thread_name_prefix="warehouse")
-        self._lock = threading.Lock()
-        self._newest_day: tuple[float, date, date | None] | None = None
+        self._pool = ThreadPoolExecutor(settings.warehouse_concurrency, thread_name_prefix="blocking")
+        self.cache = ResultCache(settings.cache_max_bytes, settings.cache_stale_seconds)
+        self.warehouse_breaker = CircuitBreaker(
+            "BigQuery", settings.breaker_failures, settings.breaker_cooldown_seconds
+        )
+        self.pubsub_breaker = CircuitBreaker(
+            "Pub/Sub", settings.breaker_failures, settings.breaker_cooldown_seconds
+        )
 
     @cached_property
     def warehouse(self) -> FlightWarehouse:
@@ -48,16 +56,25 @@ class Services:
     def publisher(self) -> PublisherClient:
         return PublisherClient()
 
+    @cached_property
+    def token_verifier(self) -> TokenVerifier:
+        return TokenVerifier(self.settings)
+
     @property
     def topic_path(self) -> str:
         return PublisherClient.topic_path(self.settings.project_id, self.settings.topic)
 
-    async def read(self, call: Callable[..., T], *args: Any) -> T:
-        """Run a blocking warehouse call; TimeoutError (a 503) once the read deadline passes."""
+    async def call_blocking(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call on the pool, in the request's log context; TimeoutError at the deadline."""
         loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
         return await asyncio.wait_for(
-            loop.run_in_executor(self._pool, call, *args), self.settings.read_deadline_seconds
+            loop.run_in_executor(self._pool, context.run, call, *args), self.settings.read_deadline_seconds
         )
+
+    async def read(self, call: Callable[..., T], *args: Any) -> T:
+        """A warehouse call behind the BigQuery breaker and the read deadline."""
+        return await self.warehouse_breaker.call(lambda: self.call_blocking(call, *args))
 
     async def publish(self, data: bytes, **attributes: str) -> str:
         """Publish one message; its Pub/Sub message id, or TimeoutError (a 503) after the deadline.
@@ -67,25 +84,24 @@ class Services:
         anyway: readers keep one row per event id).
         """
         deadline = self.settings.publish_deadline_seconds
-        future = self.publisher.publish(
-            self.topic_path, data, retry=Retry(timeout=deadline), timeout=deadline, **attributes
-        )
-        return await asyncio.wait_for(asyncio.wrap_future(future), deadline)
+
+        async def publish_once() -> str:
+            future = self.publisher.publish(
+                self.topic_path, data, retry=Retry(timeout=deadline), timeout=deadline, **attributes
+            )
+            return await asyncio.wait_for(asyncio.wrap_future(future), deadline)
+
+        return await self.pubsub_breaker.call(publish_once)
 
     async def newest_day(self, latest: date) -> date | None:
-        """The newest day with data up to `latest`, cached briefly: default windows end there."""
-        with self._lock:
-            cached = self._newest_day
-        if (
-            cached is not None
-            and cached[1] == latest
-            and time.monotonic() - cached[0] < NEWEST_DAY_TTL_SECONDS
-        ):
-            return cached[2]
-        newest = await self.read(self.warehouse.newest_day, latest)
-        with self._lock:
-            self._newest_day = (time.monotonic(), latest, newest)
-        return newest
+        """The newest day with data up to `latest`, cached briefly (served stale while BigQuery is away)."""
+
+        async def load() -> tuple[bytes, int, float]:
+            newest = await self.read(self.warehouse.newest_day, latest)
+            return (newest.isoformat().encode() if newest else b""), 200, NEWEST_DAY_TTL_SECONDS
+
+        found = await self.cache.get(("newest-day", latest), load)
+        return date.fromisoformat(found.entry.body.decode()) if found.entry.body else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

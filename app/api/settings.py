@@ -9,6 +9,9 @@ from functools import lru_cache
 from app.contract.pipeline import PIPELINE
 from app.contract.service_env import SERVICE_ENV, read_env, render_env
 
+PUBLISH_AUTH_MODES = ("google-id-token", "none")
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
 
 class SettingsError(ValueError):
     """An environment variable is missing or malformed."""
@@ -43,8 +46,29 @@ class Settings:
     publish_deadline_seconds: float = 1.5
     # Concurrent warehouse calls; more wait (within their deadline) rather than pile up.
     warehouse_concurrency: int = 8
+    # After this many transient failures in a row a backend is left alone (503 at once, or stale
+    # cached reads) for the cool-down; then one trial call decides.
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 10.0
+    cache_ttl_seconds: float = 30.0
+    # A "not found" is cached briefly, so an event just published shows up soon.
+    cache_not_found_ttl_seconds: float = 5.0
+    cache_stale_seconds: float = 600.0
+    cache_max_bytes: int = 64 * 1024 * 1024
+    max_bytes_billed: int = 1024**3
+    publish_auth: str = "google-id-token"
+    publishers: tuple[str, ...] = ()
+    token_audiences: tuple[str, ...] = ()
+    token_certs_url: str = GOOGLE_CERTS_URL
+    rate_limit_per_minute: int = 600
     max_window_days: int = 31
     default_window_days: int = 7
+
+    def __post_init__(self) -> None:
+        if self.publish_auth not in PUBLISH_AUTH_MODES:
+            raise SettingsError(
+                f"APP_PUBLISH_AUTH must be one of {PUBLISH_AUTH_MODES}, got {self.publish_auth!r}"
+            )
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time as clock
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
+from google.api_core.exceptions import GoogleAPICallError
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 from google.cloud.bigquery.enums import QueryApiMethod
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 EVENT_COLUMNS = tuple(f.name for f in contract_fields())
 # Which stored copy of an event id is the latest: the last published (message id breaks ties).
 LATEST_FIRST = "publish_time DESC, message_id DESC"
+# BigQuery's reason when a query would bill more than `maximum_bytes_billed` (it is refused, not billed).
+BYTES_LIMIT_REASON = "bytesBilledLimitExceeded"
 
 
 @dataclass(frozen=True)
@@ -104,24 +108,52 @@ class FlightWarehouse:
         self._table = f"`{settings.project_id}.{settings.dataset}.{settings.table}`"
         self.breaches = ContractBreaches()
 
-    def _run(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter]) -> list[Any]:
-        """One query with every network call bounded by the read deadline.
+    def _run(self, shape: str, sql: str, params: Sequence[bigquery.ScalarQueryParameter]) -> list[Any]:
+        """One query, bounded in time by the read deadline and in cost by `max_bytes_billed`.
 
         `jobs.query` answers small queries in one round trip; unlike `query_and_wait` it also
         raises on the emulator when the SQL or the table is wrong. No job retry: a caller that
-        gets a 503 retries, and the deadline must hold.
+        gets a 503 retries, and the deadline must hold. Each query leaves one log line with its
+        shape, outcome, latency and bytes (log-based metrics in the Pulumi program read them).
         """
         deadline = self._settings.read_deadline_seconds
         retry = Retry(timeout=deadline)
-        job = self._client.query(
-            sql,
-            job_config=bigquery.QueryJobConfig(query_parameters=list(params)),
-            api_method=QueryApiMethod.QUERY,
-            retry=retry,
-            job_retry=None,
-            timeout=deadline,
-        )
-        return list(job.result(timeout=deadline, retry=retry))
+        started = clock.perf_counter()
+        job: bigquery.QueryJob | None = None
+        outcome = "error"
+        try:
+            job = self._client.query(
+                sql,
+                job_config=bigquery.QueryJobConfig(
+                    query_parameters=list(params), maximum_bytes_billed=self._settings.max_bytes_billed
+                ),
+                api_method=QueryApiMethod.QUERY,
+                retry=retry,
+                job_retry=None,
+                timeout=deadline,
+            )
+            rows = list(job.result(timeout=deadline, retry=retry))
+            outcome = "ok"
+            return rows
+        except GoogleAPICallError as exc:
+            if any(isinstance(e, dict) and e.get("reason") == BYTES_LIMIT_REASON for e in exc.errors):
+                outcome = "bytes-limit"
+            raise
+        finally:
+            stats = {
+                "shape": shape,
+                "outcome": outcome,
+                "latency_ms": round((clock.perf_counter() - started) * 1000, 1),
+                "bytes_processed": getattr(job, "total_bytes_processed", None) or 0,
+                "bytes_billed": getattr(job, "total_bytes_billed", None) or 0,
+            }
+            log.info(
+                "warehouse query %s: %s in %s ms",
+                shape,
+                outcome,
+                stats["latency_ms"],
+                extra={"json_fields": {"kind": "warehouse_query", "warehouse": stats}},
+            )
 
     def _event(self, row: Any) -> FlightEvent | None:
         """The row as a contract-valid event, or None (counted and logged) when it breaks the contract."""
@@ -134,7 +166,13 @@ class FlightWarehouse:
                 "stored row of event %r breaks the event contract and is not served: %s",
                 values.get("event_id"),
                 exc,
-                extra={"event_id": values.get("event_id"), "contract_breach": str(exc)},
+                extra={
+                    "json_fields": {
+                        "kind": "contract_breach",
+                        "event_id": values.get("event_id"),
+                        "reason": str(exc),
+                    }
+                },
             )
             return None
 
@@ -170,7 +208,7 @@ class FlightWarehouse:
             f" FROM {self._table} WHERE event_time >= @scan_start AND event_time < @scan_end"
             f") WHERE copy_rank = 1 AND {' AND '.join(where)} ORDER BY event_time, event_id LIMIT @limit"
         )
-        rows = self._run(sql, params)
+        rows = self._run("list", sql, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         events = [event for row in rows if (event := self._event(row)) is not None]
@@ -195,6 +233,7 @@ class FlightWarehouse:
             f" ORDER BY {LATEST_FIRST} LIMIT 1"
         )
         rows = self._run(
+            "lookup" if on is None else "lookup-on-day",
             sql,
             [
                 bigquery.ScalarQueryParameter("scan_start", "TIMESTAMP", scan_start),
@@ -222,6 +261,7 @@ class FlightWarehouse:
             " AND partition_id BETWEEN @earliest AND @latest AND total_rows > 0"
         )
         rows = self._run(
+            "newest-day",
             sql,
             [
                 bigquery.ScalarQueryParameter("table", "STRING", self._settings.table),

@@ -32,6 +32,14 @@ class EnvVar:
     pipeline: str | None = None
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _joined(values: tuple[str, ...]) -> str:
+    return ",".join(values)
+
+
 SERVICE_ENV: tuple[EnvVar, ...] = (
     EnvVar("APP_PROJECT_ID", "project_id"),
     EnvVar("APP_TOPIC", "topic", pipeline="topic"),
@@ -45,6 +53,21 @@ SERVICE_ENV: tuple[EnvVar, ...] = (
     EnvVar("APP_READ_DEADLINE_SECONDS", "read_deadline_seconds", float),
     EnvVar("APP_PUBLISH_DEADLINE_SECONDS", "publish_deadline_seconds", float),
     EnvVar("APP_WAREHOUSE_CONCURRENCY", "warehouse_concurrency", int),
+    # Reads are cached per normalised query: fresh for the TTL, then served stale (marked) while the
+    # warehouse is unavailable, up to the stale limit; the cache holds at most this many bytes.
+    EnvVar("APP_CACHE_TTL_SECONDS", "cache_ttl_seconds", float),
+    EnvVar("APP_CACHE_STALE_SECONDS", "cache_stale_seconds", float),
+    EnvVar("APP_CACHE_MAX_BYTES", "cache_max_bytes", int),
+    # BigQuery refuses (and does not bill) a query that would bill more than this.
+    EnvVar("APP_MAX_BYTES_BILLED", "max_bytes_billed", int),
+    # Who may publish: "google-id-token" (verify the caller's Google-signed ID token against the
+    # allow-list of IAM members) or "none" (the local stack only).
+    EnvVar("APP_PUBLISH_AUTH", "publish_auth"),
+    EnvVar("APP_PUBLISHERS", "publishers", _names, _joined),
+    # Token audiences accepted besides the URL the request was sent to (custom domains).
+    EnvVar("APP_TOKEN_AUDIENCES", "token_audiences", _names, _joined),
+    # Requests per minute per client and instance; 0 turns the limit off (load tests).
+    EnvVar("APP_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", int),
 )
 _BY_FIELD = {var.field: var for var in SERVICE_ENV}
 

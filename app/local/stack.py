@@ -135,6 +135,9 @@ class LocalStack:
             table=self.settings.table,
             view=self.settings.latest_view,
             bigquery_api_endpoint=self.bigquery_endpoint,
+            # No Google identities locally: anyone on this machine may publish, as fast as they like.
+            publish_auth="none",
+            rate_limit_per_minute=0,
         )
         return api.data_env() | {
             "HOST": HOST,

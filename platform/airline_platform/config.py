@@ -25,6 +25,11 @@ PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
 _MEMBER = re.compile(r"^(user|group|serviceAccount|domain|principal|principalSet):\S+$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+# Publishers are checked against the email of a verified ID token, which names no groups.
+_PUBLISHER = re.compile(r"^(user|serviceAccount):[^@\s]+@[^@\s]+\.[^@\s]+$")
+# BigQuery bills at least 10 MB per query, so a lower cap would refuse every query.
+MIN_BYTES_BILLED = 10 * 1024**2
+MAX_BYTES_BILLED = 1024**4
 # An Artifact Registry image by digest: <region>-docker.pkg.dev/<project>/<repo>/<image>@sha256:<hex>.
 _IMAGE_BY_DIGEST = re.compile(
     r"^[a-z0-9]+(-[a-z0-9]+)*-docker\.pkg\.dev/[a-z][a-z0-9-]{4,28}[a-z0-9]/[a-z0-9][a-z0-9._-]*"
@@ -59,6 +64,10 @@ class StackConfig:
     retry_minimum_backoff_seconds: int
     retry_maximum_backoff_seconds: int
     monitoring: MonitoringConfig
+    # Who may POST events (verified Google ID tokens), the per-query cost cap, the per-client rate.
+    publishers: tuple[str, ...]
+    max_bytes_billed: int
+    rate_limit_per_minute: int
     # Set at deploy time (`pulumi up -c image=...`) to the digest CI built once and promotes.
     image: str
 
@@ -115,6 +124,19 @@ class StackConfig:
                 "image must be an Artifact Registry image by digest, "
                 f"<region>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<64 hex>, got {self.image!r}"
             )
+        for publisher in self.publishers:
+            if not _PUBLISHER.match(publisher):
+                errors.append(
+                    f"publishers entry {publisher!r} must be serviceAccount:<email> or user:<email> "
+                    "(an ID token names its own email, never a group)"
+                )
+        if not MIN_BYTES_BILLED <= self.max_bytes_billed <= MAX_BYTES_BILLED:
+            errors.append(
+                f"maxBytesBilled must be between {MIN_BYTES_BILLED} (BigQuery bills at least 10 MB a query) "
+                f"and {MAX_BYTES_BILLED}, got {self.max_bytes_billed}"
+            )
+        if self.rate_limit_per_minute < 1:
+            errors.append("rateLimitPerMinute must be at least 1 (only the local stack runs without a limit)")
         return errors + self.monitoring.problems(self.environment)
 
     def labels(self, service: str) -> dict[str, str]:
@@ -130,6 +152,9 @@ def load_config() -> StackConfig:
     members = app.get_object("invokerMembers") or []
     if not isinstance(members, list):
         raise ConfigError("invokerMembers must be a list of IAM members")
+    publishers = app.get_object("publishers") or []
+    if not isinstance(publishers, list):
+        raise ConfigError("publishers must be a list of IAM members (serviceAccount:... or user:...)")
     monitoring = app.require_object("monitoring")
     if not isinstance(monitoring, dict):
         raise ConfigError("monitoring must be an object (goals, thresholds, channels, runbookBaseUrl)")
@@ -157,6 +182,9 @@ def load_config() -> StackConfig:
             app, "retryMaximumBackoffSeconds", PIPELINE.retry_maximum_backoff_seconds
         ),
         monitoring=MonitoringConfig.from_config(monitoring),
+        publishers=tuple(str(p) for p in publishers),
+        max_bytes_billed=app.require_int("maxBytesBilled"),
+        rate_limit_per_minute=app.require_int("rateLimitPerMinute"),
         image=app.get("image") or "",
     )
 

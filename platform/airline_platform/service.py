@@ -27,6 +27,19 @@ CONTAINER_PORT = 8080
 HEALTH_PATH = "/healthz"
 
 
+def service_settings(cfg: StackConfig) -> dict[str, object]:
+    """The API settings this stack chooses, as fields of the service's environment interface."""
+    return {
+        "project_id": cfg.project,
+        **pipeline_values(PIPELINE),
+        # Every environment verifies the publisher's Google ID token: no anonymous publishing.
+        "publish_auth": "google-id-token",
+        "publishers": cfg.publishers,
+        "max_bytes_billed": cfg.max_bytes_billed,
+        "rate_limit_per_minute": cfg.rate_limit_per_minute,
+    }
+
+
 @dataclass(frozen=True)
 class ApiServiceArgs:
     config: StackConfig
@@ -76,6 +89,15 @@ class ApiService(pulumi.ComponentResource):
                 member=member,
                 opts=pulumi.ResourceOptions(parent=self),
             ),
+            # Readiness reads the topic (pubsub.topics.get), which publisher does not grant.
+            gcp.pubsub.TopicIAMMember(
+                f"{name}-topic-viewer",
+                project=cfg.project,
+                topic=ingestion.topic.name,
+                role="roles/pubsub.viewer",
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self),
+            ),
         ]
 
         # The image the service runs; its project's Cloud Run service agent pulls it from the
@@ -99,12 +121,11 @@ class ApiService(pulumi.ComponentResource):
                     gcp.cloudrunv2.ServiceTemplateContainerArgs(
                         image=self.image,
                         ports=gcp.cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=CONTAINER_PORT),
-                        # Cloud Run sets PORT itself; these tell the app where its data lives.
+                        # Cloud Run sets PORT itself; these tell the app where its data lives, who
+                        # may publish, and what a query and a client may cost.
                         envs=[
                             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v)
-                            for k, v in render_env(
-                                {"project_id": cfg.project, **pipeline_values(PIPELINE)}
-                            ).items()
+                            for k, v in render_env(service_settings(cfg)).items()
                         ],
                         resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
                             limits={"cpu": cfg.cpu, "memory": cfg.memory},

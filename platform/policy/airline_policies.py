@@ -80,6 +80,8 @@ BURN_RATE = re.compile(r'^select_slo_burn_rate\("(?P<slo>[^"]+)", "(?P<lookback>
 RUNBOOK_LINK = re.compile(r"/docs/runbooks/(?P<name>[a-z0-9-]+)\.md(?:#(?P<anchor>[a-z0-9-]+))?\)")
 # The pack lives in the repository it checks: platform/policy -> docs/runbooks.
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
+# The API's switch for verifying publishers (app/contract/service_env.py); the pack runs without app code.
+PUBLISH_AUTH_VARIABLE = "APP_PUBLISH_AUTH"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 DEFAULT_PUBLIC_STACKS = ("dev",)
 DEFAULT_PROTECTED_STACKS = ("prod",)
@@ -146,6 +148,20 @@ def _dedicated_service_account(args: ResourceValidationArgs, report_violation: R
         report_violation(
             "Cloud Run service runs as the default compute service account; give it its own.", None
         )
+
+
+def _publishers_authenticated(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The API verifies publishers' ID tokens unless told `APP_PUBLISH_AUTH=none` (the local stack's mode)."""
+    if args.resource_type != "gcp:cloudrunv2/service:Service":
+        return
+    for container in _containers(args.props):
+        envs = {e.get("name"): e.get("value") for e in container.get("envs") or []}
+        if envs.get(PUBLISH_AUTH_VARIABLE) != "google-id-token":
+            report_violation(
+                f"Cloud Run container sets {PUBLISH_AUTH_VARIABLE}={envs.get(PUBLISH_AUTH_VARIABLE)!r}: "
+                "anyone who reaches the service could publish; set it to google-id-token.",
+                None,
+            )
 
 
 def _no_broad_project_roles(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -270,6 +286,11 @@ def _policy(
 
 
 POLICIES = [
+    _policy(
+        "cloud-run-publishers-authenticated",
+        "The flight API verifies publishers' Google ID tokens in every stack: no anonymous publishing.",
+        _publishers_authenticated,
+    ),
     _policy(
         "cloud-run-no-public-invoker",
         "No allUsers/allAuthenticatedUsers invoker on Cloud Run outside the stacks that allow it (dev).",

@@ -9,12 +9,21 @@ nothing in the program needs.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
 from airline_bootstrap import naming, roles
 from airline_bootstrap.config import BootstrapConfig, ConfigError, Environment
-from airline_platform.plan import MOCK_PROJECT_NUMBER, REPO_ROOT, STAND_IN_IMAGE, Plan, Program, render
+from airline_platform.plan import (
+    MOCK_PROJECT_NUMBER,
+    REPO_ROOT,
+    STAND_IN_IMAGE,
+    Plan,
+    Program,
+    render,
+    stack_config,
+)
 
 BOOTSTRAP = Program(
     entry=REPO_ROOT / "platform" / "bootstrap" / "__main__.py",
@@ -250,3 +259,12 @@ GOOD = BootstrapConfig(
 def test_bad_configuration_is_rejected(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         dataclasses.replace(GOOD, **changes)
+
+
+@pytest.mark.parametrize("environment", ENV_PROJECTS)
+def test_each_deployer_may_publish_the_canary_of_its_stack(environment: str) -> None:
+    """The deploy workflow's canary POSTs an event as the deployer: the stack must allow it."""
+    delivery = stack_config("delivery", BOOTSTRAP.stacks_dir)["gcp:project"]
+    deployer = naming.service_account_email(naming.deployer(environment), delivery)
+    publishers = json.loads(stack_config(environment)["airline-data-platform:publishers"])
+    assert f"serviceAccount:{deployer}" in publishers

@@ -38,6 +38,9 @@ GOOD = StackConfig(
     retry_minimum_backoff_seconds=10,
     retry_maximum_backoff_seconds=600,
     monitoring=MONITORING,
+    publishers=("serviceAccount:feed@airline-data-prod.iam.gserviceaccount.com",),
+    max_bytes_billed=1024**3,
+    rate_limit_per_minute=600,
     image=f"{REGISTRY}/flight-api@sha256:" + "a" * 64,
 )
 
@@ -86,6 +89,11 @@ def channel(**changes: object) -> Channel:
         ({"monitoring": monitoring(channels=(channel(), channel()))}, "names must be unique"),
         ({"monitoring": monitoring(channels=(channel(name="On Call"),))}, "name must be lowercase"),
         ({"image": ""}, "image is required"),
+        ({"publishers": ("group:feeds@example.com",)}, "never a group"),
+        ({"publishers": ("allUsers",)}, "must be serviceAccount"),
+        ({"publishers": ("feed@example.com",)}, "must be serviceAccount"),
+        ({"max_bytes_billed": 1024}, "maxBytesBilled must be between"),
+        ({"rate_limit_per_minute": 0}, "rateLimitPerMinute must be at least 1"),
         # Anything but an Artifact Registry image by full digest: prod must run the promoted bytes.
         ({"image": f"{REGISTRY}/flight-api:latest"}, "by digest"),
         ({"image": f"{REGISTRY}/flight-api"}, "by digest"),

@@ -48,13 +48,19 @@ def test_unknown_fields_and_unparsable_values_are_refused(monkeypatch: pytest.Mo
     # A typed setting added through the interface travels as text and is checked on read.
     monkeypatch.setattr(
         "app.contract.service_env.SERVICE_ENV",
-        (*SERVICE_ENV, EnvVar("APP_MAX_BYTES_BILLED", "max_bytes", int)),
+        (*SERVICE_ENV, EnvVar("APP_EXAMPLE_LIMIT", "example_limit", int)),
     )
-    with pytest.raises(ServiceEnvError, match="APP_MAX_BYTES_BILLED holds 'lots'"):
-        read_env({"APP_MAX_BYTES_BILLED": "lots"})
-    assert read_env({"APP_MAX_BYTES_BILLED": "1000"}) == {"max_bytes": 1000}
+    with pytest.raises(ServiceEnvError, match="APP_EXAMPLE_LIMIT holds 'lots'"):
+        read_env({"APP_EXAMPLE_LIMIT": "lots"})
+    assert read_env({"APP_EXAMPLE_LIMIT": "1000"}) == {"example_limit": 1000}
 
 
 def test_settings_data_env_is_the_interface() -> None:
-    settings = Settings(project_id="p", bigquery_api_endpoint="http://127.0.0.1:1")
+    settings = Settings(
+        project_id="p",
+        bigquery_api_endpoint="http://127.0.0.1:1",
+        publishers=("serviceAccount:a@p.iam.gserviceaccount.com", "user:b@example.com"),
+        token_audiences=("https://flights.example.com",),
+        max_bytes_billed=12345678,
+    )
     assert read_env(settings.data_env()) == {var.field: getattr(settings, var.field) for var in SERVICE_ENV}

@@ -177,6 +177,7 @@ def test_api_identity_has_only_its_grants(plans: dict[str, Plan], stack: str) ->
         ("gcp:bigquery/datasetIamMember:DatasetIamMember", "roles/bigquery.dataViewer"),
         ("gcp:projects/iAMMember:IAMMember", "roles/bigquery.jobUser"),
         ("gcp:pubsub/topicIAMMember:TopicIAMMember", "roles/pubsub.publisher"),
+        ("gcp:pubsub/topicIAMMember:TopicIAMMember", "roles/pubsub.viewer"),
     ]
     assert one(plan, "gcp:cloudrunv2/service:Service", "api-service")["template"]["serviceAccount"] == email
 
@@ -224,7 +225,15 @@ def test_service_shape_follows_config(
     assert "PORT" not in envs  # Cloud Run sets it
     for name, value in envs.items():
         monkeypatch.setenv(name, value)
-    assert Settings.from_env() == Settings(project_id=project(stack), host="127.0.0.1", port=8000)
+    assert Settings.from_env() == Settings(
+        project_id=project(stack),
+        host="127.0.0.1",
+        port=8000,
+        publish_auth="google-id-token",
+        publishers=tuple(json.loads(config[key + "publishers"])),
+        max_bytes_billed=int(config[key + "maxBytesBilled"]),
+        rate_limit_per_minute=int(config[key + "rateLimitPerMinute"]),
+    )
 
 
 @pytest.mark.parametrize(("stack", "public"), [("dev", True), ("staging", False), ("prod", False)])

@@ -28,7 +28,9 @@ JSON = {"content-type": "application/json"}
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     # A BigQuery endpoint nobody listens on: any query the app makes fails fast.
-    settings = Settings(project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9")
+    settings = Settings(
+        project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9", publish_auth="none"
+    )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -109,7 +111,9 @@ def test_an_event_the_contract_accepts_is_only_refused_by_the_unreachable_topic(
     event = msgspec.json.decode(event_with(event_time="2013-01-01T10:15:00+00:00"), type=FlightEvent)
     assert encode_event(event)
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
-    settings = Settings(project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9")
+    settings = Settings(
+        project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9", publish_auth="none"
+    )
     with TestClient(create_app(settings)) as down:
         response = down.post("/v1/events", content=event_with(), headers=JSON)
     problem = assert_problem(response, 503)

@@ -26,6 +26,12 @@ import pulumi_gcp as gcp
 
 from airline_platform.monitoring.alerting import AlertSpec, SloSpec, seconds
 from airline_platform.monitoring.config import MonitoringConfig, Route
+from airline_platform.monitoring.log_metrics import (
+    CONTRACT_BREACHES,
+    REJECTED_PUBLISHES,
+    WAREHOUSE_QUERIES,
+    LogMetricSpec,
+)
 
 API_SERVICE_ID = "flight-api"
 INGEST_SERVICE_ID = "flight-ingest"
@@ -197,38 +203,114 @@ def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
     ]
 
 
+def _threshold(
+    name: str,
+    filter_: pulumi.Input[str],
+    *,
+    above: float,
+    duration: int,
+    aggregations: list[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs],
+) -> gcp.monitoring.AlertPolicyConditionArgs:
+    return gcp.monitoring.AlertPolicyConditionArgs(
+        display_name=name,
+        condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+            filter=filter_,
+            comparison="COMPARISON_GT",
+            threshold_value=above,
+            duration=seconds(duration),
+            aggregations=aggregations,
+        ),
+    )
+
+
+def _aligned(
+    aligner: str, period: int, reducer: str | None = None, group_by: list[str] | None = None
+) -> list[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs]:
+    return [
+        gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+            alignment_period=seconds(period),
+            per_series_aligner=aligner,
+            cross_series_reducer=reducer,
+            group_by_fields=group_by,
+        )
+    ]
+
+
+def _log_count(
+    targets: Targets, spec: LogMetricSpec, labels: Mapping[str, str] | None = None
+) -> pulumi.Output[str]:
+    return metric_filter(spec.metric_type, "cloud_run_revision", cloud_run(targets), labels)
+
+
+def log_metric_alerts(targets: Targets) -> list[AlertSpec]:
+    """Alerts on what only the API's logs show (log-based metrics, `log_metrics.py`); tickets, not pages."""
+    return [
+        AlertSpec(
+            key="api-query-cost-cap",
+            display_name="A read was refused by the BigQuery cost cap",
+            route=Route.TICKET,
+            summary=(
+                "BigQuery refused at least one of the API's queries because it would bill more than "
+                "maxBytesBilled: those reads answered 500. The table outgrew the cap for some query shape, "
+                "or a query lost its partition pruning."
+            ),
+            conditions=[
+                _threshold(
+                    "queries refused by maximum_bytes_billed in 10 min",
+                    _log_count(targets, WAREHOUSE_QUERIES, {"outcome": "bytes-limit"}),
+                    above=0,
+                    duration=0,
+                    aggregations=_aligned("ALIGN_DELTA", 600, "REDUCE_SUM"),
+                )
+            ],
+            runbook="api-query-cost-cap",
+        ),
+        AlertSpec(
+            key="api-publish-rejections",
+            display_name="Producers' events are being refused",
+            route=Route.TICKET,
+            summary=(
+                "More than 10 POST /v1/events were refused in 10 minutes (contract, media type, token, "
+                "allow-list or rate limit): a producer's events are not reaching the warehouse. Each "
+                "refusal told the producer why; nothing was stored for them."
+            ),
+            conditions=[
+                _threshold(
+                    "refused publishes in 10 min above 10",
+                    _log_count(targets, REJECTED_PUBLISHES),
+                    above=10,
+                    duration=0,
+                    aggregations=_aligned("ALIGN_DELTA", 600, "REDUCE_SUM"),
+                )
+            ],
+            runbook="api-publish-rejections",
+        ),
+        AlertSpec(
+            key="api-contract-breaches",
+            display_name="Stored events break the contract and are withheld from readers",
+            route=Route.TICKET,
+            summary=(
+                "Rows in the table fail the event contract (a producer published straight to the topic "
+                "and skipped the API's checks), so readers do not see those events. The BigQuery "
+                "subscription stored them because they fit the table's types."
+            ),
+            conditions=[
+                _threshold(
+                    "contract breaches read in the last hour",
+                    _log_count(targets, CONTRACT_BREACHES),
+                    above=0,
+                    duration=0,
+                    aggregations=_aligned("ALIGN_DELTA", 3_600, "REDUCE_SUM"),
+                )
+            ],
+            runbook="api-contract-breaches",
+            auto_close_seconds=86_400,
+        ),
+    ]
+
+
 def symptom_alerts(targets: Targets) -> list[AlertSpec]:
     """Alerts on causes an SLO sees too late or not at all."""
-
-    def threshold(
-        name: str,
-        filter_: pulumi.Input[str],
-        *,
-        above: float,
-        duration: int,
-        aggregations: list[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs],
-    ) -> gcp.monitoring.AlertPolicyConditionArgs:
-        return gcp.monitoring.AlertPolicyConditionArgs(
-            display_name=name,
-            condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
-                filter=filter_,
-                comparison="COMPARISON_GT",
-                threshold_value=above,
-                duration=seconds(duration),
-                aggregations=aggregations,
-            ),
-        )
-
-    def aligned(aligner: str, period: int, reducer: str | None = None, group_by: list[str] | None = None):
-        return [
-            gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
-                alignment_period=seconds(period),
-                per_series_aligner=aligner,
-                cross_series_reducer=reducer,
-                group_by_fields=group_by,
-            )
-        ]
-
     subscription = {"subscription_id": targets.subscription}
     return [
         AlertSpec(
@@ -240,12 +322,12 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 "are probably refused or time out, whatever the API's own request metrics say."
             ),
             conditions=[
-                threshold(
+                _threshold(
                     "uptime check failing in more than one region",
                     uptime_check_passed(targets),
                     above=1,
                     duration=60,
-                    aggregations=aligned(
+                    aggregations=_aligned(
                         "ALIGN_NEXT_OLDER", 1_200, "REDUCE_COUNT_FALSE", ["resource.label.host"]
                     ),
                 )
@@ -262,7 +344,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 "SLO does not see them."
             ),
             conditions=[
-                threshold(
+                _threshold(
                     f"instances >= {targets.max_instances} for 5 min",
                     metric_filter(
                         "run.googleapis.com/container/instance_count",
@@ -272,7 +354,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                     # Instance counts are whole numbers: above max - 1 means at the maximum.
                     above=targets.max_instances - 1,
                     duration=300,
-                    aggregations=aligned("ALIGN_MAX", 60, "REDUCE_SUM", ["resource.label.revision_name"]),
+                    aggregations=_aligned("ALIGN_MAX", 60, "REDUCE_SUM", ["resource.label.revision_name"]),
                 )
             ],
             runbook="api-at-max-instances",
@@ -287,7 +369,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 "backlog grows and analysts see stale data."
             ),
             conditions=[
-                threshold(
+                _threshold(
                     "subscription_state != ACTIVE for 5 min",
                     metric_filter(
                         "pubsub.googleapis.com/subscription/export_push_subscription_details",
@@ -297,7 +379,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                     ),
                     above=0,
                     duration=300,
-                    aggregations=aligned("ALIGN_MAX", 60),
+                    aggregations=_aligned("ALIGN_MAX", 60),
                 )
             ],
             runbook="ingest-subscription-not-active",
@@ -311,7 +393,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 "event a producer sent is not in the warehouse. Nothing is lost yet (retention 7 days)."
             ),
             conditions=[
-                threshold(
+                _threshold(
                     "messages in the dead-letter inspection subscription",
                     metric_filter(
                         "pubsub.googleapis.com/subscription/num_undelivered_messages",
@@ -320,7 +402,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                     ),
                     above=0,
                     duration=0,
-                    aggregations=aligned("ALIGN_MAX", 300),
+                    aggregations=_aligned("ALIGN_MAX", 300),
                 )
             ],
             runbook="ingest-dead-letters-waiting",

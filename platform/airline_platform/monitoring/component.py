@@ -26,6 +26,7 @@ from airline_platform.monitoring.alerting import (
     seconds,
 )
 from airline_platform.monitoring.config import Route
+from airline_platform.monitoring.log_metrics import LOG_METRICS, LogMetricSpec
 
 UPTIME_PERIOD_SECONDS = 60
 UPTIME_TIMEOUT_SECONDS = 10
@@ -102,6 +103,18 @@ class Monitoring(pulumi.ComponentResource):
             user_labels=labels,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[invoker, *args.depends_on]),
         )
+
+        # Log-based metrics from the API's structured logs; alerts on them wait for their creation.
+        self.log_metrics = {
+            spec.name: _log_metric(
+                f"{name}-log-metric-{spec.name.rsplit('/', 1)[-1].replace('_', '-')}",
+                spec,
+                cfg,
+                args.service.name.apply(spec.log_filter),
+                self,
+            )
+            for spec in LOG_METRICS
+        }
 
         targets = catalog.Targets(
             region=cfg.region,
@@ -187,9 +200,11 @@ class Monitoring(pulumi.ComponentResource):
             cfg.project,
         )
 
-        alerts = catalog.symptom_alerts(targets) + [
-            alert for spec in specs for alert in burn_rate_alerts(spec, self.slos[spec.key].name)
-        ]
+        alerts = (
+            catalog.symptom_alerts(targets)
+            + catalog.log_metric_alerts(targets)
+            + [alert for spec in specs for alert in burn_rate_alerts(spec, self.slos[spec.key].name)]
+        )
         self.alert_policies = {
             alert.key: gcp.monitoring.AlertPolicy(
                 f"{name}-alert-{alert.key}",
@@ -204,7 +219,9 @@ class Monitoring(pulumi.ComponentResource):
                 ),
                 documentation=_documentation(alert, cfg, dashboard_url),
                 user_labels=labels | {"route": alert.route.value, "runbook": alert.runbook},
-                opts=after_apis,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*args.depends_on, *self.log_metrics.values()]
+                ),
             )
             for alert in alerts
         }
@@ -215,6 +232,43 @@ class Monitoring(pulumi.ComponentResource):
                 "slos": {key: slo.name for key, slo in self.slos.items()},
             }
         )
+
+
+def _log_metric(
+    resource_name: str,
+    spec: LogMetricSpec,
+    cfg: StackConfig,
+    log_filter: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> gcp.logging.Metric:
+    distribution = spec.value is not None
+    return gcp.logging.Metric(
+        resource_name,
+        project=cfg.project,
+        name=spec.name,
+        description=spec.description,
+        filter=log_filter,
+        metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+            metric_kind="DELTA",
+            value_type="DISTRIBUTION" if distribution else "INT64",
+            unit=spec.unit,
+            labels=[
+                gcp.logging.MetricMetricDescriptorLabelArgs(key=key, value_type="STRING")
+                for key in spec.labels
+            ],
+        ),
+        label_extractors={key: f"EXTRACT({field})" for key, field in spec.labels.items()},
+        value_extractor=f"EXTRACT({spec.value})" if distribution else None,
+        # Latencies from 1 ms and byte counts from 1 kB, each bucket twice the one before.
+        bucket_options=gcp.logging.MetricBucketOptionsArgs(
+            exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
+                num_finite_buckets=40, growth_factor=2, scale=1 if spec.unit == "ms" else 1000
+            )
+        )
+        if distribution
+        else None,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def _host(url: str) -> str:

@@ -16,6 +16,14 @@ from google.cloud import monitoring_dashboard_v1 as dash
 
 from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS
 from airline_platform.monitoring.catalog import filter_text
+from airline_platform.monitoring.log_metrics import (
+    CACHE_LOOKUPS,
+    CONTRACT_BREACHES,
+    REJECTED_PUBLISHES,
+    WAREHOUSE_BYTES_BILLED,
+    WAREHOUSE_LATENCY,
+    WAREHOUSE_QUERIES,
+)
 
 COLUMNS = 48
 Aligner = dash.Aggregation.Aligner
@@ -223,6 +231,42 @@ def widgets(d: DashboardInputs) -> list[tuple[int, int, dash.Widget]]:
                     )
                 ],
             ),
+        ),
+        (COLUMNS, 2, _header("Inside the API", "From its structured logs (log-based metrics)")),
+        *(
+            (third, 12, _chart(title, [_series(filter_text(metric, "cloud_run_revision", run), aggregation)]))
+            for title, metric, aggregation in (
+                (
+                    "Reads by cache result per second (hit, miss, collapsed, stale)",
+                    CACHE_LOOKUPS.metric_type,
+                    _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.result"]),
+                ),
+                (
+                    "BigQuery query latency (ms) p95, by query shape",
+                    WAREHOUSE_LATENCY.metric_type,
+                    _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_95, ["metric.label.shape"]),
+                ),
+                (
+                    "BigQuery queries per second, by outcome (bytes-limit: refused by the cost cap)",
+                    WAREHOUSE_QUERIES.metric_type,
+                    _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.outcome"]),
+                ),
+                (
+                    "Bytes billed per query p95, by query shape",
+                    WAREHOUSE_BYTES_BILLED.metric_type,
+                    _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_95, ["metric.label.shape"]),
+                ),
+                (
+                    "Refused publishes per second, by reason",
+                    REJECTED_PUBLISHES.metric_type,
+                    _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.reason"]),
+                ),
+                (
+                    "Stored rows withheld for breaking the contract",
+                    CONTRACT_BREACHES.metric_type,
+                    _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_SUM),
+                ),
+            )
         ),
         (COLUMNS, 2, _header("Ingest", f"BigQuery subscription {d.subscription}")),
         (

@@ -53,6 +53,11 @@ DEPLOYER_ROLES = (
         ("gcp:monitoring/",),
     ),
     Role(
+        "roles/logging.configWriter",
+        "the log-based metrics read from the API's structured logs (logging.logMetrics.*)",
+        ("gcp:logging/metric:Metric",),
+    ),
+    Role(
         "roles/bigquery.dataOwner",
         "create the dataset, table and view and grant dataset-level access; dataEditor cannot set "
         "dataset IAM, and BigQuery has no narrower predefined role that can",
@@ -99,6 +104,11 @@ PREVIEWER_ROLES = (
         "roles/monitoring.viewer",
         "read the SLOs, alert policies, channels, uptime check and dashboard",
         ("gcp:monitoring/",),
+    ),
+    Role(
+        "roles/logging.viewer",
+        "read the log-based metrics' definitions",
+        ("gcp:logging/metric:Metric",),
     ),
     Role(
         "roles/bigquery.metadataViewer",

@@ -105,6 +105,28 @@ def run_service(**template: Any) -> dict[str, Any]:
             "prod",
             False,
         ),
+        # Publishers authenticated in every stack, dev included.
+        (
+            "cloud-run-publishers-authenticated",
+            "gcp:cloudrunv2/service:Service",
+            run_service(containers=[{"envs": [{"name": "APP_PUBLISH_AUTH", "value": "google-id-token"}]}]),
+            "dev",
+            False,
+        ),
+        (
+            "cloud-run-publishers-authenticated",
+            "gcp:cloudrunv2/service:Service",
+            run_service(containers=[{"envs": [{"name": "APP_PUBLISH_AUTH", "value": "none"}]}]),
+            "dev",
+            True,
+        ),
+        (
+            "cloud-run-publishers-authenticated",
+            "gcp:cloudrunv2/service:Service",
+            run_service(containers=[{"envs": []}]),
+            "prod",
+            True,
+        ),
         (
             "cloud-run-dedicated-service-account",
             "gcp:cloudrunv2/service:Service",

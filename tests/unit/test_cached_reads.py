@@ -1,0 +1,149 @@
+"""Reads through the HTTP API: cache hits, ETag/304, stale answers while BigQuery is down, the breaker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from google.api_core.exceptions import ServiceUnavailable
+from litestar.testing import TestClient
+
+from app.api.main import create_app
+from app.api.services import Services
+from app.api.settings import Settings
+from app.api.warehouse import FlightQuery, RowsPage
+from tests.factories import flight_event
+
+
+class FakeWarehouse:
+    """Counts list and lookup queries; `down` makes every call fail as an unreachable BigQuery would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.down = False
+
+    def _call(self, name: str, argument: Any) -> None:
+        self.calls.append((name, argument))
+        if self.down:
+            raise ServiceUnavailable("BigQuery is away")
+
+    def list_flights(self, query: FlightQuery) -> RowsPage:
+        self._call("list", query)
+        return RowsPage(events=[flight_event("cached-1")], last_key=None, more=False)
+
+    def get_flight(self, event_id: str, on: date | None = None) -> Any:
+        self._call("get", event_id)
+        return flight_event(event_id) if event_id.startswith("known") else None
+
+    def newest_day(self, latest: date) -> date:
+        self._call("newest", latest)
+        return date(2013, 3, 1)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[TestClient, FakeWarehouse]]:
+    settings = Settings(
+        project_id="cache-test",
+        cache_ttl_seconds=0.5,
+        cache_not_found_ttl_seconds=0.5,
+        cache_stale_seconds=60,
+        breaker_failures=2,
+        breaker_cooldown_seconds=0.5,
+    )
+    services = Services(settings)
+    warehouse = FakeWarehouse()
+    services.__dict__["warehouse"] = warehouse
+    with TestClient(create_app(services=services)) as client:
+        yield client, warehouse
+
+
+LIST = "/v1/flights?from=2013-03-01&to=2013-03-02"
+
+
+def test_repeated_reads_are_served_from_the_cache(api) -> None:
+    client, warehouse = api
+    first = client.get(LIST)
+    assert first.status_code == 200
+    assert "fwd=miss" in first.headers["cache-status"]
+    for _ in range(5):
+        again = client.get(LIST)
+        assert again.status_code == 200
+        assert again.content == first.content
+        assert again.headers["cache-status"].startswith("flight-api; hit")
+        assert again.headers["etag"] == first.headers["etag"]
+    # The same query written differently is the same entry: keyed by the normalised query.
+    assert (
+        client.get("/v1/flights?to=2013-03-02&limit=50&from=2013-03-01")
+        .headers["cache-status"]
+        .startswith("flight-api; hit")
+    )
+    assert [name for name, _ in warehouse.calls] == ["list"]
+    assert first.headers["cache-control"].startswith("private, max-age=")
+
+
+def test_a_current_etag_gets_304_without_a_body(api) -> None:
+    client, _ = api
+    etag = client.get(LIST).headers["etag"]
+    not_modified = client.get(LIST, headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    assert not_modified.headers["etag"] == etag
+    assert client.get(LIST, headers={"If-None-Match": '"something-else"'}).status_code == 200
+    assert client.get(LIST, headers={"If-None-Match": f'"x", W/{etag}'}).status_code == 304
+
+
+def test_lookups_cache_found_and_not_found_answers(api) -> None:
+    client, warehouse = api
+    for _ in range(3):
+        assert client.get("/v1/flights/known-1").status_code == 200
+        missing = client.get("/v1/flights/unknown-1")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+    assert [name for name, _ in warehouse.calls] == ["get", "get"]
+
+
+def test_while_bigquery_is_down_recent_answers_are_served_stale_and_others_get_503(api) -> None:
+    client, warehouse = api
+    fresh = client.get(LIST)
+    time.sleep(0.6)  # past the TTL
+    warehouse.down = True
+    stale = client.get(LIST)
+    assert stale.status_code == 200
+    assert stale.content == fresh.content
+    assert "fwd=stale" in stale.headers["cache-status"]
+    assert "fwd-status=503" in stale.headers["cache-status"]
+    assert stale.headers["cache-control"] == "private, max-age=0"
+    never_read = client.get("/v1/flights?from=2013-03-05&to=2013-03-06")
+    assert never_read.status_code == 503
+    assert never_read.headers["content-type"].startswith("application/problem+json")
+    # Two transient failures opened the breaker: BigQuery is not called again during the cool-down.
+    calls = len(warehouse.calls)
+    started = time.monotonic()
+    fast = client.get("/v1/flights?from=2013-03-07&to=2013-03-08")
+    assert fast.status_code == 503
+    assert int(fast.headers["retry-after"]) >= 1
+    assert len(warehouse.calls) == calls
+    assert client.get(LIST).headers["cache-status"].startswith("flight-api; fwd=stale")
+    assert time.monotonic() - started < 0.5  # answered without waiting for BigQuery
+    # Back up: after the cool-down one trial call closes the breaker and answers are fresh again.
+    warehouse.down = False
+    time.sleep(0.6)
+    recovered = client.get("/v1/flights?from=2013-03-07&to=2013-03-08")
+    assert recovered.status_code == 200
+    assert "fwd=miss" in recovered.headers["cache-status"]
+
+
+def test_the_default_window_survives_an_outage_too(api) -> None:
+    client, warehouse = api
+    assert client.get("/v1/flights").status_code == 200
+    time.sleep(0.6)
+    warehouse.down = True
+    stale = client.get("/v1/flights")
+    assert stale.status_code == 200
+    assert "fwd=stale" in stale.headers["cache-status"]
