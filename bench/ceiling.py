@@ -58,8 +58,9 @@ def create_app() -> Callable[[dict[str, Any], Receive, Send], Awaitable[None]]:
             await send({"type": "lifespan.shutdown.complete"})
             return
         start, body = responses.get(scope["path"], not_found)
-        await send(start)
-        await send(body)
+        # Fresh message dicts: a server or middleware may rewrite the headers of what it is sent.
+        await send({**start})
+        await send({**body})
 
     return app
 

@@ -32,7 +32,9 @@ class ReadConfig:
     rounds: int = 3
     seconds: float = 5.0
     connections: int = 16
-    uncached_connections: int = 8
+    # Uncached reads queue on the warehouse emulator (one process, ~1 s a query under load); more
+    # connections only turn waits into deadline 503s.
+    uncached_connections: int = 4
     mix_seconds: float = 10.0
 
 
@@ -63,7 +65,7 @@ def _figure(name: str, runs: SideBySide, note: str, cache_expected: bool) -> Fig
             else f"cache hits {hit:.0%}"
         )
     if ok < 0.99:
-        notes.append(f"only {ok:.0%} of answers were 2xx/304")
+        notes.append(f"answers: {_statuses(runs.measured)}")
     return Figure(
         name=name,
         value=summary["rps"],
@@ -77,6 +79,12 @@ def _figure(name: str, runs: SideBySide, note: str, cache_expected: bool) -> Fig
         note="; ".join(n for n in notes if n),
         extra={"ratios": runs.ratios, "hit_ratio": hit, "ok_ratio": ok, "cached": cache_expected},
     )
+
+
+def _statuses(runs: list[LoadResult]) -> str:
+    total = sum(r.requests for r in runs) or 1
+    counts = {key: sum(r.statuses[key] for r in runs) for key in runs[0].statuses}
+    return ", ".join(f"{key} {count / total:.0%}" for key, count in counts.items() if count)
 
 
 class _Tracker:
@@ -192,6 +200,29 @@ def measure_reads(
         )
         track.add(*runs.measured)
         results.figures.append(_figure("get by id (cached)", runs, f"{len(get_paths)} ids with ?on=", True))
+        log(f"  reads: realistic mix ({config.mix_seconds:g} s)")
+        mixed = run_wrk(
+            api.base_url,
+            mix.read_paths(data, 20_000),
+            seconds=config.mix_seconds,
+            connections=config.connections,
+        )
+        track.add(mixed)
+        results.hit_ratio = mixed.hit_ratio
+        results.figures.append(
+            Figure(
+                name="realistic read mix",
+                value=mixed.rps,
+                unit="req/s",
+                p50_ms=mixed.p50_ms,
+                p99_ms=mixed.p99_ms,
+                note=f"{mix.__name__}: "
+                + ", ".join(f"{k} {v:.0%}" for k, v in mix.SHARES.items() if k != "publish")
+                + (f"; cache hits {mixed.hit_ratio:.0%}" if not math.isnan(mixed.hit_ratio) else "; no cache")
+                + (f"; answers: {_statuses([mixed])}" if mixed.ok_ratio < 0.99 else ""),
+                extra={"hit_ratio": mixed.hit_ratio, "ok_ratio": mixed.ok_ratio, "statuses": mixed.statuses},
+            )
+        )
         log("  reads: uncached list queries vs ceiling and vs the warehouse emulator queried directly")
         uncached_runs = SideBySide()
         direct_runs: list[LoadResult] = []
@@ -217,36 +248,22 @@ def measure_reads(
                 )
             )
         track.add(*uncached_runs.measured)
-        figure = _figure(
-            "list, uncached (warehouse)", uncached_runs, "every request a different query", False
-        )
+        figure = _figure("list, uncached (2xx/s)", uncached_runs, "every request a different query", False)
+        # Requests the warehouse could not answer in time end as fast 503s; count only the answers.
+        figure.extra["all_answers_rps"] = figure.value
+        figure.value = median([r.statuses["2xx"] / r.seconds for r in uncached_runs.measured])
         direct_rps = median([r.rps for r in direct_runs])
         figure.extra |= {
             "warehouse_direct_rps": direct_rps,
             "warehouse_direct_p50_ms": median([r.p50_ms for r in direct_runs]),
             "warehouse_direct_p99_ms": median([r.p99_ms for r in direct_runs]),
             "ratio_to_warehouse_direct": median(
-                [m.rps / d.rps for m, d in zip(uncached_runs.measured, direct_runs, strict=True) if d.rps]
+                [
+                    m.statuses["2xx"] / m.seconds / d.rps
+                    for m, d in zip(uncached_runs.measured, direct_runs, strict=True)
+                    if d.rps
+                ]
             ),
         }
         results.figures.append(figure)
-    log(f"  reads: realistic mix ({config.mix_seconds:g} s)")
-    mixed = run_wrk(
-        api.base_url, mix.read_paths(data, 20_000), seconds=config.mix_seconds, connections=config.connections
-    )
-    track.add(mixed)
-    results.hit_ratio = mixed.hit_ratio
-    results.figures.append(
-        Figure(
-            name="realistic read mix",
-            value=mixed.rps,
-            unit="req/s",
-            p50_ms=mixed.p50_ms,
-            p99_ms=mixed.p99_ms,
-            note=f"{mix.__name__}: "
-            + ", ".join(f"{k} {v:.0%}" for k, v in mix.SHARES.items() if k != "publish")
-            + (f"; cache hits {mixed.hit_ratio:.0%}" if not math.isnan(mixed.hit_ratio) else "; no cache"),
-            extra={"hit_ratio": mixed.hit_ratio, "ok_ratio": mixed.ok_ratio, "statuses": mixed.statuses},
-        )
-    )
     return results
