@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             per_day, per_row = read_bytes(stack.bigquery(), stack.table_id)
             shapes = query_shapes(per_day, per_row)
     hit = 0.0 if math.isnan(reads.hit_ratio) else reads.hit_ratio
-    cost = dollars_per_thousand(mix.SHARES, shapes, 1 - hit, args.price_per_tib)
+    queries = 1.0 if math.isnan(reads.query_ratio) else reads.query_ratio  # no cache: every read queries
+    cost = dollars_per_thousand(mix.SHARES, shapes, queries, args.price_per_tib)
     cost_at = {
         f"{h:.0%}": dollars_per_thousand(mix.SHARES, shapes, 1 - h, args.price_per_tib)
         for h in (0.0, 0.5, 0.9, 0.99)
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "BigQuery $ per 1,000 mixed requests",
             cost,
             "$",
-            note=f"at the measured hit ratio {hit:.0%}; "
+            note=f"measured: {hit:.0%} hits, {queries:.0%} of requests queried; "
             + ", ".join(f"{k} hits: ${v:.4f}" for k, v in cost_at.items()),
         )
     )
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "price_per_tib_usd": args.price_per_tib,
             "mix_shares": mix.SHARES,
             "hit_ratio": hit,
+            "query_ratio": queries,
             "break_even_hit_ratio": break_even,
             "shapes": {
                 k: {

@@ -46,10 +46,18 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
     @property
+    def _marked(self) -> int:
+        return sum(count for kind, count in self.cache.items() if kind != "none")
+
+    @property
     def hit_ratio(self) -> float:
         """Share of responses whose Cache-Status says hit (nan when no response carried one)."""
-        marked = self.cache["hit"] + self.cache["miss"]
-        return self.cache["hit"] / marked if marked else float("nan")
+        return self.cache["hit"] / self._marked if self._marked else float("nan")
+
+    @property
+    def query_ratio(self) -> float:
+        """Share of responses that cost a warehouse query: misses, not hits, collapsed or stale answers."""
+        return self.cache["miss"] / self._marked if self._marked else float("nan")
 
     @property
     def ok_ratio(self) -> float:
@@ -69,7 +77,7 @@ def parse_wrk_output(text: str) -> LoadResult:
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         statuses={k: data[f"s{k}"] for k in ("2xx", "304", "4xx", "429", "5xx")},
-        cache={k: data[k] for k in ("hit", "miss", "none")},
+        cache={k: data[k] for k in ("hit", "miss", "collapsed", "stale", "none")},
         socket_errors=data["socket_errors"],
     )
 

@@ -1,5 +1,6 @@
 -- wrk script for bench/: cycles through the request paths listed in the file $BENCH_PATHS (one per
--- line), counts responses by status and by RFC 9211 Cache-Status (hit / miss / none), and prints
+-- line), counts responses by status and by RFC 9211 Cache-Status (hit; fwd=miss, collapsed into
+-- another request's query, or stale; none), and prints
 -- one JSON line at the end (counters are per-thread globals, summed in done()) for bench/load.py to read. Latencies are in microseconds.
 local threads = {}
 
@@ -14,7 +15,7 @@ function init(args)
     if line ~= "" then table.insert(paths, line) end
   end
   index = (id or 1) - 1
-  hit, miss, none, s2xx, s304, s4xx, s429, s5xx = 0, 0, 0, 0, 0, 0, 0, 0
+  hit, miss, collapsed, stale, none, s2xx, s304, s4xx, s429, s5xx = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 end
 
 function request()
@@ -26,6 +27,10 @@ function response(status, headers, body)
   local cache = headers["Cache-Status"] or headers["cache-status"]
   if cache == nil then
     none = none + 1
+  elseif string.find(cache, "collapsed", 1, true) then
+    collapsed = collapsed + 1
+  elseif string.find(cache, "fwd=stale", 1, true) then
+    stale = stale + 1
   elseif string.find(cache, "fwd=", 1, true) == nil and string.find(cache, "hit", 1, true) then
     hit = hit + 1
   else
@@ -39,7 +44,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local totals = { hit = 0, miss = 0, none = 0, s2xx = 0, s304 = 0, s4xx = 0, s429 = 0, s5xx = 0 }
+  local totals = { hit = 0, miss = 0, collapsed = 0, stale = 0, none = 0, s2xx = 0, s304 = 0, s4xx = 0, s429 = 0, s5xx = 0 }
   for _, thread in ipairs(threads) do
     for key, _ in pairs(totals) do totals[key] = totals[key] + (thread:get(key) or 0) end
   end

@@ -33,7 +33,8 @@ from bench.report import figures_table, targets_table
 def wrk_line(**overrides: int) -> str:
     data = {"requests": 1000, "duration_us": 2_000_000, "bytes": 5, "p50_us": 1500, "p90_us": 2000,
             "p99_us": 9000, "max_us": 12000, "socket_errors": 0, "s2xx": 990, "s304": 0, "s4xx": 0,
-            "s429": 0, "s5xx": 10, "hit": 750, "miss": 250, "none": 0}  # fmt: skip
+            "s429": 0, "s5xx": 10, "hit": 700, "miss": 200, "collapsed": 80, "stale": 20,
+            "none": 0}  # fmt: skip
     return "Running 2s test\nBENCH_JSON " + json.dumps(data | overrides) + "\n"
 
 
@@ -41,9 +42,10 @@ def test_wrk_report_parses_into_rates_latencies_and_cache_hits() -> None:
     result = parse_wrk_output(wrk_line())
     assert result.rps == 500
     assert (result.p50_ms, result.p99_ms) == (1.5, 9.0)
-    assert result.hit_ratio == 0.75
+    assert result.hit_ratio == 0.70
+    assert result.query_ratio == 0.20  # collapsed and stale answers cost no query
     assert result.ok_ratio == 0.99
-    assert math.isnan(parse_wrk_output(wrk_line(hit=0, miss=0, none=1000)).hit_ratio)
+    assert math.isnan(parse_wrk_output(wrk_line(hit=0, miss=0, collapsed=0, stale=0, none=1000)).hit_ratio)
     with pytest.raises(RuntimeError, match="no BENCH_JSON"):
         parse_wrk_output("wrk: connection refused")
 
