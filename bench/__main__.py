@@ -9,6 +9,7 @@ data), reads, memory, cost. Prints a table and writes bench/results/latest.json.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -41,8 +42,7 @@ from bench.startup import measure_image, measure_startup
 
 WORK_DIR = REPO_ROOT / ".bench"
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
-# Settings the API gets for a load test from one client address: the per-client rate limit would
-# otherwise answer 429 to the load generator (issue 7's limiter reads these).
+# wrk is one client address: the API's per-client rate limit (0 turns it off) would answer it 429.
 LOAD_TEST_ENV = {"APP_RATE_LIMIT_PER_MINUTE": "0"}
 CACHED_TARGET, INGEST_TARGET, STARTUP_TARGET_S, IMAGE_TARGET_MB = 0.5, 0.8, 1.5, 200.0
 COST_TARGET_USD, FLAT_GROWTH = 0.01, 0.20
@@ -86,8 +86,6 @@ def log(message: str) -> None:
 
 def _mix_data(api_url: str, first: date, days: int) -> mix.MixData:
     """Days of the replay, and ids of flights listed on them (the mix looks up flights it has seen)."""
-    import json
-
     day_list = [date.fromordinal(first.toordinal() + n) for n in range(days)]
     ids: list[tuple[str, date]] = []
     for day in day_list[:7]:
