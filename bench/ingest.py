@@ -50,6 +50,7 @@ class IngestConfig:
     start: date = date(2013, 1, 1)
     days: int = 30
     sample_every: int = 200
+    # At least this long, and 5 ms per event beyond it (the full year may take half an hour locally).
     timeout_seconds: float = 600.0
 
 
@@ -228,7 +229,7 @@ def run_pipeline(
     thread = threading.Thread(target=do_replay, name="bench-replay", daemon=True)
     thread.start()
     seen: dict[str, float] = {}
-    deadline = time.monotonic() + config.timeout_seconds
+    deadline = time.monotonic() + max(config.timeout_seconds, expected / 200)
     all_stored_at: float | None = None
     next_print = 0.1
     last_count_at = 0.0
@@ -292,7 +293,9 @@ def measure_ingest(
     shape = _bridge_defaults()
     events = events_to_replay(config)
     log(f"  ingest: Pub/Sub emulator ceiling ({len(events):,} messages, {shape['streams']} streams)")
-    pubsub_rate = pubsub_ceiling(stack, events, shape["streams"], config.timeout_seconds)
+    pubsub_rate = pubsub_ceiling(
+        stack, events, shape["streams"], max(config.timeout_seconds, len(events) / 200)
+    )
     log(
         f"  ingest: warehouse emulator ceiling ({shape['writers']} writers, batches of {shape['batch_size']})"
     )

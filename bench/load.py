@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,10 +141,12 @@ def side_by_side(
     rounds: int,
     seconds: float,
     connections: int,
+    after_round: Callable[[LoadResult], None] = lambda _: None,
 ) -> SideBySide:
     """`rounds` x (ceiling, then measured), each `seconds` long; both (base_url, paths)."""
     result = SideBySide()
     for _ in range(rounds):
         result.ceiling.append(run_wrk(ceiling[0], ceiling[1], seconds=seconds, connections=connections))
         result.measured.append(run_wrk(measured[0], measured[1], seconds=seconds, connections=connections))
+        after_round(result.measured[-1])
     return result

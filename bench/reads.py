@@ -47,8 +47,10 @@ class ReadResults:
     hit_ratio: float = math.nan
     # Share of the mix's requests that cost a warehouse query (misses; not hits, collapsed or stale).
     query_ratio: float = math.nan
-    # (requests served so far, API RSS in MiB) after each load run.
+    # (requests served so far, API RSS in MiB) after each load run; the cached phases repeat the
+    # same reads, so their samples say whether memory stays flat as the work grows.
     rss: list[tuple[float, float]] = field(default_factory=list)
+    cached_rss: list[tuple[float, float]] = field(default_factory=list)
     served: int = 0
 
 
@@ -101,6 +103,10 @@ class _Tracker:
     def add(self, *runs: LoadResult) -> None:
         self.results.served += sum(r.requests for r in runs)
         self.results.rss.append((self.results.served, self.api.rss_mib()))
+
+    def add_cached(self, run: LoadResult) -> None:
+        self.add(run)
+        self.results.cached_rss.append(self.results.rss[-1])
 
 
 def _direct_warehouse(env: dict[str, str], paths: list[str], seconds: float, threads: int) -> LoadResult:
@@ -192,8 +198,8 @@ def measure_reads(
             rounds=config.rounds,
             seconds=config.seconds,
             connections=config.connections,
+            after_round=track.add_cached,
         )
-        track.add(*runs.measured)
         results.figures.append(_figure("list page (cached)", runs, list_path, cache_expected=True))
         log("  reads: lookups by id vs ceiling")
         runs = side_by_side(
@@ -202,8 +208,8 @@ def measure_reads(
             rounds=config.rounds,
             seconds=config.seconds,
             connections=config.connections,
+            after_round=track.add_cached,
         )
-        track.add(*runs.measured)
         results.figures.append(_figure("get by id (cached)", runs, f"{len(get_paths)} ids with ?on=", True))
         log(f"  reads: realistic mix ({config.mix_seconds:g} s to warm the cache, then measured)")
         paths = mix.read_paths(data, 20_000)
