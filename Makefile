@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 POLICY_VENV := .venv-policy
 CHECKOV_VENV := .venv-checkov
+LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan checkov lock clean
+.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
@@ -16,6 +17,8 @@ help:
 	@echo "make plan       render the dev/staging/prod stacks offline into plans/ and diff them"
 	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
 	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
+	@echo "make bench      performance against ceilings measured in the same run (needs wrk; ~5 min)"
+	@echo "make locust-env Locust in .venv-locust, for load tests of a deployed stack (docs/performance.md)"
 
 install: $(VENV)/.installed $(POLICY_VENV)/.installed
 
@@ -40,6 +43,14 @@ $(CHECKOV_VENV)/.installed: requirements/bootstrap.txt requirements/checkov.txt 
 	$(UV) pip sync --python $(CHECKOV_VENV)/bin/python --require-hashes requirements/checkov.txt
 	touch $@
 
+# Locust brings gevent, Flask and its own pytest, so it gets an environment of its own.
+$(LOCUST_VENV)/.installed: requirements/locust.txt $(VENV)/.installed
+	test -x $(LOCUST_VENV)/bin/python || $(PYTHON) -m venv $(LOCUST_VENV)
+	$(UV) pip sync --python $(LOCUST_VENV)/bin/python --require-hashes requirements/locust.txt
+	touch $@
+
+locust-env: $(LOCUST_VENV)/.installed
+
 run: $(VENV)/.installed
 	$(PY) -m app.local run
 
@@ -49,11 +60,18 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app platform/airline_platform platform/bootstrap/airline_bootstrap
+	$(VENV)/bin/mypy app bench platform/airline_platform platform/bootstrap/airline_bootstrap
 
 test: install lint typecheck
 	$(VENV)/bin/pytest
 	$(POLICY_VENV)/bin/pytest -p no:cacheprovider platform/policy/tests
+
+# Not part of `make test`: timing belongs in a benchmark that prints numbers, not in assertions.
+# Options as variables: BENCH_REPLAY_DAYS (30; 365 = the full year), BENCH_ROUNDS, BENCH_SECONDS,
+# BENCH_CONNECTIONS, BENCH_IMAGE=1 (also build the image). See docs/performance.md.
+bench: $(VENV)/.installed
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
+	$(PY) -m bench
 
 plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
@@ -64,12 +82,25 @@ checkov: $(CHECKOV_VENV)/.installed
 		--skip-check CKV_DOCKER_7
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework github_actions --directory .github
 
+# Declared by the runtime's libraries but never imported by the service, so kept out of the image
+# (docs/performance.md#the-image): Litestar's CLI (rich, rich-click and their pygments, markdown-it-py,
+# mdurl), example factories (polyfactory, faker), test client (httpx, httpcore) and htmx plugin;
+# swagger-ui-py's Python side (jinja2, markupsafe: the API serves only its files); google-auth's
+# pure-Python RSA fallback (pyasn1, pyasn1-modules: cryptography is installed); cffi's build-time
+# parser (pycparser); Pub/Sub's optional tracing SDK (opentelemetry-sdk); download checksums
+# (google-crc32c); uvicorn's h11 parser (SERVER_OPTIONS picks httptools).
+# tests/integration/test_runtime_image.py serves every route from this trimmed set.
+RUNTIME_NEVER_IMPORTED := faker polyfactory rich rich-click pygments markdown-it-py mdurl httpx httpcore \
+	litestar-htmx jinja2 markupsafe pyasn1 pyasn1-modules pycparser opentelemetry-sdk google-crc32c h11
+
 lock: $(VENV)/.installed
 	$(UV) pip compile pyproject.toml --group platform --group local --group dev --generate-hashes --python-version 3.11 -q -o requirements/dev.txt
-	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 -c requirements/dev.txt -q -o requirements/runtime.txt
+	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 -c requirements/dev.txt -q -o requirements/runtime.txt \
+		$(foreach p,$(RUNTIME_NEVER_IMPORTED),--no-emit-package $(p))
 	$(UV) pip compile requirements/bootstrap.in --generate-hashes --python-version 3.11 -q -o requirements/bootstrap.txt
 	$(UV) pip compile platform/policy/requirements.in --generate-hashes --python-version 3.11 -q -o requirements/policy.txt
 	$(UV) pip compile requirements/checkov.in --generate-hashes --python-version 3.11 -q -o requirements/checkov.txt
+	$(UV) pip compile requirements/locust.in --generate-hashes --python-version 3.11 -q -o requirements/locust.txt
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) $(CHECKOV_VENV) .local plans .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(CHECKOV_VENV) $(LOCUST_VENV) .local .bench plans .pytest_cache .mypy_cache .ruff_cache
