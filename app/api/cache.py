@@ -28,6 +28,7 @@ from cachetools import LRUCache
 from app.api.problems import is_transient
 
 CACHE_NAME = "flight-api"
+MAX_TARGETS = 100_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Lookup:
         return int(self.entry.ttl - self.entry.age(now))
 
 
+def _hit(entry: Entry, now: float) -> Lookup:
+    return Lookup(entry, f"{CACHE_NAME}; hit; ttl={int(entry.ttl - entry.age(now))}", "hit")
+
+
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
@@ -71,6 +76,9 @@ class ResultCache:
     ) -> None:
         self._entries: LRUCache[Hashable, Entry] = LRUCache(maxsize=max_bytes, getsizeof=self._size)
         self._in_flight: dict[Hashable, asyncio.Future[Entry]] = {}
+        # Request targets (path and query string, exactly as sent) the API has already validated
+        # and answered from an entry: the fast path serves their fresh entries without the framework.
+        self._targets: LRUCache[bytes, Hashable] = LRUCache(maxsize=MAX_TARGETS)
         self._stale_seconds = stale_seconds
         self._clock = clock
 
@@ -83,7 +91,7 @@ class ResultCache:
         now = self._clock()
         cached = self._entries.get(key)
         if cached is not None and cached.fresh(now):
-            return Lookup(cached, f"{CACHE_NAME}; hit; ttl={int(cached.ttl - cached.age(now))}", "hit")
+            return _hit(cached, now)
         if (pending := self._in_flight.get(key)) is not None:
             try:
                 entry = await asyncio.shield(pending)
@@ -109,6 +117,19 @@ class ResultCache:
         if ttl > 0:
             self._entries[key] = entry
         return Lookup(entry, f"{CACHE_NAME}; fwd=miss; stored; ttl={int(ttl)}", "miss")
+
+    def remember(self, target: bytes, key: Hashable) -> None:
+        """`target`, a request the API validated, is answered by the entry of `key`."""
+        self._targets[target] = key
+
+    def fresh_for(self, target: bytes) -> Lookup | None:
+        """The fresh entry answering a request target seen before, or None (let the API answer)."""
+        key = self._targets.get(target)
+        cached = None if key is None else self._entries.get(key)
+        now = self._clock()
+        if cached is None or not cached.fresh(now):
+            return None
+        return _hit(cached, now)
 
     def _stale(self, cached: Entry | None, exc: Exception) -> Lookup | None:
         """The expired entry, when the refresh failed for a reason worth waiting out."""

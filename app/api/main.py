@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware
 
+from app.api.cached_reads import CachedReadsFastPath
 from app.api.events import publish_event
 from app.api.flights import get_flight, list_flights
 from app.api.health import healthz, readyz
@@ -25,9 +26,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     Logging is configured by the process (`python -m app.api`), not here, so tests keep theirs.
     """
     services = services or Services(settings or get_settings())
-    middleware: list[ASGIMiddleware] = []
-    if services.settings.rate_limit_per_minute > 0:
-        middleware.append(RateLimit(services.settings.rate_limit_per_minute))
+    limit = (
+        RateLimit(services.settings.rate_limit_per_minute)
+        if services.settings.rate_limit_per_minute > 0
+        else None
+    )
+    middleware: list[ASGIMiddleware] = [limit] if limit else []
     on_startup = []
     if services.settings.publish_auth == "none":
         on_startup.append(_document_open_publishing)
@@ -43,9 +47,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         on_startup=on_startup,
         on_shutdown=[services.close],
     )
-    # Outside the router, as Litestar wraps its own OpenTelemetry middleware, so that requests
-    # no route answers (404, 405) get their request id and access line too.
-    app.asgi_handler = TelemetryMiddleware(app.asgi_handler)
+    # Outside the router, as Litestar wraps its own OpenTelemetry middleware: fresh cache hits are
+    # answered before the framework, and every request, even one no route answers (404, 405),
+    # gets its request id and access line.
+    app.asgi_handler = TelemetryMiddleware(CachedReadsFastPath(app.asgi_handler, services, limit))
     return app
 
 

@@ -40,8 +40,11 @@ def public_name(request: Request[Any, Any, Any], key: str) -> str:
     return key
 
 
-def reject_unknown_or_repeated(request: Request[Any, Any, Any]) -> None:
-    """`before_request` hook: 400 for a query parameter the route does not take, or one given twice."""
+async def reject_unknown_or_repeated(request: Request[Any, Any, Any]) -> None:
+    """`before_request` hook: 400 for a query parameter the route does not take, or one given twice.
+
+    Async on purpose: Litestar runs a sync hook in a worker thread, a hop on every request.
+    """
     allowed = set(_query_names(request.route_handler).values())
     errors = []
     for key in dict.fromkeys(request.query_params.keys()):

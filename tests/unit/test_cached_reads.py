@@ -147,3 +147,43 @@ def test_the_default_window_survives_an_outage_too(api) -> None:
     stale = client.get("/v1/flights")
     assert stale.status_code == 200
     assert "fwd=stale" in stale.headers["cache-status"]
+
+
+def test_fresh_hits_answered_before_the_framework_are_the_same_answer() -> None:
+    """The fast path (cached_reads.CachedReadsFastPath) serves exactly what the API's handler served."""
+    services = Services(Settings(project_id="cache-test"))
+    warehouse = FakeWarehouse()
+    services.__dict__["warehouse"] = warehouse
+    answered_in_front: list[bool] = []
+    fresh_for = services.cache.fresh_for
+
+    def spy(target: bytes) -> Any:
+        found = fresh_for(target)
+        answered_in_front.append(found is not None)
+        return found
+
+    services.cache.fresh_for = spy  # type: ignore[method-assign]
+    with TestClient(create_app(services=services)) as client:
+        first = client.get(LIST)  # through Litestar: validated, queried, remembered
+        second = client.get(LIST)  # a fresh hit: answered in front of Litestar
+        assert second.status_code == first.status_code == 200
+        assert second.content == first.content
+        volatile = {"date", "x-request-id", "cache-status", "cache-control", "age"}
+        assert {k: v for k, v in second.headers.items() if k not in volatile} == {
+            k: v for k, v in first.headers.items() if k not in volatile
+        }
+        assert second.headers["cache-status"].startswith("flight-api; hit")
+        assert client.get(LIST, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+        assert len(warehouse.calls) == 1
+        assert answered_in_front[:3] == [False, True, True]
+        # A target never validated is never answered from the front, even if it reads the same.
+        unknown = client.get(LIST + "&nope=1")
+        assert unknown.status_code == 400
+
+
+def test_the_rate_limit_holds_for_answers_from_the_front() -> None:
+    services = Services(Settings(project_id="cache-test", rate_limit_per_minute=3))
+    services.__dict__["warehouse"] = FakeWarehouse()
+    with TestClient(create_app(services=services)) as client:
+        statuses = [client.get(LIST).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
