@@ -22,9 +22,15 @@ AIRPORT_PATTERN = r"^[A-Z]{3}$"
 CARRIER_PATTERN = r"^[A-Z0-9]{2}$"
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 EVENT_ID_MAX_LENGTH = 64
-AirportCode = Annotated[str, Meta(pattern=AIRPORT_PATTERN, description="IATA airport code.")]
+# Every string has a maximum length: it becomes the column's `maxLength` (STRING(n)), so the
+# warehouse itself refuses an oversized value instead of storing it.
+AIRPORT_CODE_LENGTH = 3
+CARRIER_CODE_LENGTH = 2
+TAIL_NUMBER_MAX_LENGTH = 8
+AirportCode = Annotated[
+    str, Meta(pattern=AIRPORT_PATTERN, max_length=AIRPORT_CODE_LENGTH, description="IATA airport code.")
+]
 Minutes = Annotated[int, Meta(ge=-1440, le=2880)]
-TailNumber = Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")]
 
 
 class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,10 +50,23 @@ class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ]
     event_time: Annotated[UtcTimestamp, Meta(description="When the reported status took effect (UTC).")]
-    carrier: Annotated[str, Meta(pattern=CARRIER_PATTERN, description="IATA carrier code, e.g. UA.")]
+    carrier: Annotated[
+        str,
+        Meta(
+            pattern=CARRIER_PATTERN, max_length=CARRIER_CODE_LENGTH, description="IATA carrier code, e.g. UA."
+        ),
+    ]
     flight_number: Annotated[int, Meta(ge=1, le=9999, description="Flight number within the carrier.")]
     tail_number: (
-        Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")] | None
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^[A-Z0-9]{2,8}$",
+                max_length=TAIL_NUMBER_MAX_LENGTH,
+                description="Aircraft registration.",
+            ),
+        ]
+        | None
     ) = None
     origin: Annotated[AirportCode, Meta(description="Departure airport (IATA).")]
     destination: Annotated[AirportCode, Meta(description="Arrival airport (IATA).")]
@@ -85,6 +104,7 @@ class ContractField:
     kind: str  # one of: string, integer, boolean, timestamp
     nullable: bool
     description: str
+    max_length: int | None = None  # strings only
 
 
 _KINDS = {
@@ -113,7 +133,8 @@ def contract_fields() -> tuple[ContractField, ...]:
             (t,) = [m for m in t.types if not isinstance(m, msgspec.inspect.NoneType)]
             t, description = _unwrap(t)
             nullable = True
-        result.append(ContractField(f.name, _KINDS[type(t)], nullable, description))
+        max_length = t.max_length if isinstance(t, msgspec.inspect.StrType) else None
+        result.append(ContractField(f.name, _KINDS[type(t)], nullable, description, max_length))
     return tuple(result)
 
 
