@@ -125,7 +125,7 @@ class Bridge:
         subscription_path: str,
         streams: int = 4,
         writers: int = 2,
-        max_messages_per_stream: int = 1_000,
+        max_messages_per_stream: int = 2_500,
         max_lease_seconds: float = 7 * 24 * 3600,
         batch_rows: int = 5_000,
         batch_bytes: int = 8_000_000,
