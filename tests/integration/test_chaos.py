@@ -31,10 +31,10 @@ pytestmark = pytest.mark.integration
 N_VALID, N_DUPLICATES = 2_000, 300
 PUBLISH_SECONDS = 12.0
 PAUSE_SECONDS = 15.0  # longer than the bridge's 10 s backoff cap and the subscription's retry backoff
-# After the warehouse resumes. The emulator hands a killed subscriber's messages back after a
-# stall of about 60 s, sometimes twice that (measured up to 127 s), so this bounds the test at
-# about 3 minutes; it usually ends within 90 s.
-DEADLINE_SECONDS = 150.0
+# After the warehouse resumes. The emulator hands a killed subscriber's messages back only after
+# stalls of about 60 s each, sometimes several in a row (over 150 s on a loaded machine), so
+# the test waits up to 4 minutes for them; unloaded it ends within 50-90 s.
+DEADLINE_SECONDS = 240.0
 FIRST = datetime(2016, 2, 1, 0, 5, tzinfo=UTC)  # days no other test writes to
 
 
@@ -67,6 +67,7 @@ def visible_event_ids(client: httpx.Client, run: str) -> set[str]:
             return set(ids)
 
 
+@pytest.mark.timeout(330)
 def test_nothing_lost_nothing_doubled_through_kills_and_a_frozen_warehouse(local_stack):
     run = f"chaos{uuid.uuid4().hex[:8]}"
     events = [
