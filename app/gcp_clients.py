@@ -2,7 +2,8 @@
 
 Only the address changes between targets. The API's Pub/Sub client follows
 PUBSUB_EMULATOR_HOST (read by the library itself); the local runner and tests build theirs
-on an explicit emulator host so that they need not touch the process-wide environment.
+on an explicit emulator host so that they need not touch the process-wide environment. With no
+host (None) the Pub/Sub clients use Application Default Credentials against the real service.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from google.pubsub_v1.services.publisher.transports import PublisherGrpcTranspor
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 
-def publisher_client(pubsub_host: str, **kwargs: object) -> pubsub_v1.PublisherClient:
+def publisher_client(pubsub_host: str | None, **kwargs: object) -> pubsub_v1.PublisherClient:
     """A publisher on the emulator's plain-text gRPC port (what PUBSUB_EMULATOR_HOST would do)."""
+    if not pubsub_host:
+        return pubsub_v1.PublisherClient(**kwargs)
     transport = PublisherGrpcTransport(channel=grpc.insecure_channel(pubsub_host))
     return pubsub_v1.PublisherClient(transport=transport, **kwargs)
 
 
-def subscriber_client(pubsub_host: str) -> pubsub_v1.SubscriberClient:
+def subscriber_client(pubsub_host: str | None) -> pubsub_v1.SubscriberClient:
+    if not pubsub_host:
+        return pubsub_v1.SubscriberClient()
     transport = SubscriberGrpcTransport(channel=grpc.insecure_channel(pubsub_host))
     return pubsub_v1.SubscriberClient(transport=transport)
 

@@ -1,6 +1,10 @@
-"""The local stand-in for the cloud's BigQuery subscription: pull, map, insert, then ack."""
+"""The local stand-in for the cloud's BigQuery subscription: pull, map, insert, then ack.
+
+Runs as its own process (`python -m app.bridge`), started and restarted by the local runner.
+"""
 
 from app.bridge.mapping import DoesNotFit, RowMapper
+from app.bridge.warehouse import Table, TableState, WarehouseProblem
 from app.bridge.worker import Bridge, BridgeStats
 
-__all__ = ["Bridge", "BridgeStats", "DoesNotFit", "RowMapper"]
+__all__ = ["Bridge", "BridgeStats", "DoesNotFit", "RowMapper", "Table", "TableState", "WarehouseProblem"]

@@ -2,11 +2,13 @@
 
 The bridge checks what real BigQuery would refuse, not the full event contract: JSON fields
 map to columns by name; a missing NULLABLE column is NULL; a missing or null REQUIRED column,
-a field with no column, a value of the wrong JSON type, an unparseable timestamp, or data
-that is not a JSON object make the message not fit. Contract-only rules (patterns, ranges,
-arrival after departure) are the producers' and the API's job; a BigQuery subscription would
-store such rows too, so the local stack stores them as well. bqemulator enforces none of
-these table rules itself, which is why they are checked here.
+a field with no column, a value of the wrong JSON type, a string longer than its column's
+`maxLength` or that is not valid Unicode, an unparseable timestamp, or data that is not UTF-8
+JSON object text make the message not fit. Contract-only rules (patterns, ranges, arrival after
+departure) are the producers' and the API's job; a BigQuery subscription would store such
+rows too, so the local stack stores them as well. bqemulator enforces none of these table
+rules itself (it even drops `maxLength`), which is why they are checked here, and why the
+dead-letter tool (`app/deadletters`) re-validates with this same class.
 
 `write_metadata` columns are filled from the message: subscription_name, message_id,
 publish_time and the attributes as a JSON object string.
@@ -33,6 +35,10 @@ class DoesNotFit(ValueError):
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise DoesNotFit(f"expected a JSON string, got {type(value).__name__}")
+    try:  # JSON escapes can spell lone surrogates, which no UTF-8 column can hold
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DoesNotFit("string is not valid Unicode (lone surrogate escape)") from None
     return value
 
 
@@ -81,6 +87,13 @@ class _Column:
     name: str
     required: bool
     convert: Callable[[Any], Any]
+    max_length: int | None
+
+    def value(self, raw: Any) -> Any:
+        converted = self.convert(raw)
+        if self.max_length is not None and len(converted) > self.max_length:
+            raise DoesNotFit(f"{len(converted):,} characters, over the column's maxLength {self.max_length}")
+        return converted
 
 
 class RowMapper:
@@ -89,7 +102,12 @@ class RowMapper:
     def __init__(self, subscription_name: str, schema: list[dict[str, str]] | None = None) -> None:
         self.subscription_name = subscription_name
         self._columns = [
-            _Column(c["name"], c.get("mode") == "REQUIRED", _CONVERTERS[c["type"]])
+            _Column(
+                c["name"],
+                c.get("mode") == "REQUIRED",
+                _CONVERTERS[c["type"]],
+                int(c["maxLength"]) if c.get("maxLength") else None,
+            )
             for c in (schema if schema is not None else table_schema())
             if c["name"] not in _METADATA
         ]
@@ -99,15 +117,18 @@ class RowMapper:
         self, data: bytes, *, message_id: str, publish_time: datetime, attributes: Mapping[str, str]
     ) -> dict[str, Any]:
         """The row to insert for one message; raises DoesNotFit if BigQuery would refuse it."""
-        try:
-            payload = json.loads(data)
-        except (UnicodeDecodeError, ValueError) as exc:
+        try:  # strict UTF-8: json.loads(bytes) would also take UTF-16/32 and encoded surrogates
+            payload = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DoesNotFit(f"data is not UTF-8 (invalid byte at offset {exc.start})") from exc
+        except ValueError as exc:
             raise DoesNotFit("data is not JSON") from exc
         if not isinstance(payload, dict):
             raise DoesNotFit("data is not a JSON object")
         unknown = payload.keys() - self._names
         if unknown:
-            raise DoesNotFit(f"fields without a column: {', '.join(sorted(unknown))}")
+            names = sorted(name[:40] for name in unknown)  # reasons stay short, whatever the payload
+            raise DoesNotFit(f"fields without a column: {', '.join(names[:10])}")
         row: dict[str, Any] = {}
         for column in self._columns:
             value = payload.get(column.name)
@@ -117,7 +138,7 @@ class RowMapper:
                 row[column.name] = None
                 continue
             try:
-                row[column.name] = column.convert(value)
+                row[column.name] = column.value(value)
             except DoesNotFit as exc:
                 raise DoesNotFit(f"{column.name}: {exc}") from None
         row["subscription_name"] = self.subscription_name

@@ -2,10 +2,26 @@
 
 Several streaming pulls feed one queue (the Pub/Sub emulator paces each stream at about
 1,950 messages/s, so throughput needs more than one); writer threads insert batches with the
-message id as insert id and ack a message only after its row was accepted. A message that does
-not fit the table, or whose write failed, is nacked: Pub/Sub redelivers it and, after the
-subscription's max delivery attempts, moves it to the dead-letter topic. Nothing is acked that
-was not stored.
+message id as insert id and ack a message only after its row was accepted.
+
+What happens to a message:
+
+- it does not fit the table (`mapping.DoesNotFit`) or the warehouse refuses its row: **nack**;
+  Pub/Sub redelivers it and, after the subscription's max delivery attempts, moves it to the
+  dead-letter topic;
+- the warehouse is away, slow, rate-limited or unwell, or the table is missing, forbidden or of
+  the wrong shape: the message is **held**. The client's lease management keeps extending its
+  lease (up to `max_lease_duration`, set to the topic's retention), so no delivery attempt is
+  spent; the writer retries with jittered exponential backoff and reports the table's state
+  (the cloud's subscription states) until the write succeeds. Flow control bounds how much is
+  held, so memory stays flat however long the outage;
+- a streaming pull that ends with an error is reopened with backoff; the bridge never stops
+  on its own;
+- `stop()` drains: new deliveries are nacked, queued and in-flight batches are written for up
+  to `drain_seconds`, and only what still could not be stored then is nacked.
+
+Nothing is acked that was not stored; a crash at any moment only causes redelivery, and the
+API's reads, which keep one row per event id, make the duplicates harmless.
 """
 
 from __future__ import annotations
@@ -15,131 +31,208 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import UTC
 from typing import Any
 
-import requests
-from google.api_core.exceptions import GoogleAPICallError, GoogleAPIError, RetryError
-from google.cloud import bigquery, pubsub_v1
+from google.api_core.retry import exponential_sleep_generator
+from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.message import Message
 
 from app.bridge.mapping import DoesNotFit, RowMapper
+from app.bridge.warehouse import Table, TableState, WarehouseProblem
 
 log = logging.getLogger(__name__)
+
+# A single row a healthy server refuses this many times in a row is taken for a bad row.
+BAD_ROW_STRIKES = 3
+
+Item = tuple[dict[str, Any], Message]
 
 
 @dataclass
 class BridgeStats:
-    """Counters since start; `stored` counts rows accepted by the warehouse (redeliveries included)."""
+    """Counters since this process started, and the table's state as the cloud would report it."""
 
-    stored: int = 0
-    not_fitting: int = 0
-    write_failures: int = 0
+    stored: int = 0  # rows accepted by the warehouse (redeliveries included)
+    not_fitting: int = 0  # nacked because the message does not fit the table schema
+    refused: int = 0  # nacked because the warehouse refused the row
+    released: int = 0  # handed back unstored at shutdown (nacked, redelivered later)
+    failed_writes: int = 0  # insert requests that failed and were retried
+    # How close a valid message came to the dead-letter topic: the highest delivery attempt
+    # of any stored message (0 without a dead-letter policy, which is what numbers attempts).
+    highest_attempt_stored: int = 0
+    state: str = TableState.ACTIVE.value
+    detail: str = ""
+    state_since: float = field(default_factory=time.time)
     first_stored_at: float | None = None
     last_stored_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, stored: int = 0, not_fitting: int = 0, write_failures: int = 0) -> None:
+    def add(self, **counts: int) -> None:
         with self._lock:
-            self.stored += stored
-            self.not_fitting += not_fitting
-            self.write_failures += write_failures
-            if stored:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
+            if counts.get("stored"):
                 now = time.monotonic()
                 self.first_stored_at = self.first_stored_at or now
                 self.last_stored_at = now
+
+    def saw_stored_attempt(self, attempt: int | None) -> None:
+        with self._lock:
+            self.highest_attempt_stored = max(self.highest_attempt_stored, attempt or 0)
+
+    def set_state(self, state: TableState, detail: str = "") -> None:
+        with self._lock:
+            if state.value != self.state:
+                log_state = log.info if state is TableState.ACTIVE else log.warning
+                log_state("table state %s -> %s %s", self.state, state.value, detail)
+                self.state, self.state_since = state.value, time.time()
+            self.detail = detail
 
     def rows_per_second(self) -> float:
         if not self.first_stored_at or not self.last_stored_at or self.last_stored_at == self.first_stored_at:
             return 0.0
         return self.stored / (self.last_stored_at - self.first_stored_at)
 
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        data["rows_per_second"] = round(self.rows_per_second(), 1)
+        return data
+
+
+@dataclass
+class _Part:
+    """Some messages of a batch, written together; `strikes` counts refusals of a single row."""
+
+    items: list[Item]
+    strikes: int = 0
+
+
+@dataclass
+class _Stream:
+    client: pubsub_v1.SubscriberClient
+    pull: Any = None
+    opened_at: float = 0.0
+    reopen_at: float | None = None
+    backoff: Iterator[float] = field(default_factory=lambda: exponential_sleep_generator(1.0, 30.0))
+
 
 class Bridge:
-    """Drains one subscription into one table; `start()`, then `stop()` for a clean shutdown."""
+    """Drains one subscription into one table; `start()`, `supervise()` periodically, then `stop()`."""
 
     def __init__(
         self,
         *,
         subscriber_factory: Callable[[], pubsub_v1.SubscriberClient],
-        bigquery_client: bigquery.Client,
+        table: Table,
         subscription_path: str,
-        table_id: str,
         streams: int = 4,
         writers: int = 2,
-        max_messages_per_stream: int = 2_000,
-        batch_size: int = 1_000,
+        max_messages_per_stream: int = 2_500,
+        max_lease_seconds: float = 7 * 24 * 3600,
+        batch_rows: int = 5_000,
+        batch_bytes: int = 8_000_000,
         batch_latency_seconds: float = 0.2,
-        insert_timeout_seconds: float = 30.0,
+        max_backoff_seconds: float = 10.0,
     ) -> None:
         self._subscriber_factory = subscriber_factory
-        self._bigquery = bigquery_client
+        self._table = table
         self._subscription_path = subscription_path
-        self._table_id = table_id
-        self._streams = streams
-        self._writers = writers
-        self._flow_control = pubsub_v1.types.FlowControl(max_messages=max_messages_per_stream)
-        self._batch_size = batch_size
+        self._stream_count = streams
+        self._writer_count = writers
+        self.flow_control = pubsub_v1.types.FlowControl(
+            max_messages=max_messages_per_stream,
+            # Held messages keep their lease for as long as Pub/Sub keeps them (the cloud default
+            # of one hour would let an outage spend delivery attempts).
+            max_lease_duration=max_lease_seconds,
+            # Leases are extended 10 s at a time (the client's default is 60 s): a crashed
+            # bridge's messages come back after 10 s rather than 60 s. The Pub/Sub emulator keeps
+            # handing messages to a killed subscriber's stream for a while, so a crash costs a few
+            # of these rounds (measured: 20-90 s to get 3,000 held messages back, against up to
+            # 300 s with the default). Only the local bridge uses this: in the cloud the BigQuery
+            # subscription writes the table.
+            max_duration_per_lease_extension=10,
+        )
+        self._batch_rows = batch_rows
+        self._batch_bytes = batch_bytes
         self._batch_latency = batch_latency_seconds
-        self._insert_timeout = insert_timeout_seconds
-        # One bounded retry per insert: bqemulator answers 500 on a bad row and the client's
-        # default retry would then spin for 600 s.
-        self._retry = bigquery.DEFAULT_RETRY.with_timeout(min(5.0, insert_timeout_seconds))
+        self._max_backoff = max_backoff_seconds
         self._mapper = RowMapper(subscription_path)
-        self._queue: queue.Queue[tuple[dict[str, Any], Message]] = queue.Queue()
-        self._draining = threading.Event()
+        self._queue: queue.Queue[Item] = queue.Queue()  # unfinished_tasks = queued + being written
+        self._draining = threading.Event()  # deliveries are nacked, not queued
+        self._abandon = threading.Event()  # writers hand back what they hold instead of retrying
         self._stopped = threading.Event()
-        self._clients: list[pubsub_v1.SubscriberClient] = []
-        self._pulls: list[Any] = []
+        self._streams: list[_Stream] = []
         self._threads: list[threading.Thread] = []
-        self.error: BaseException | None = None
         self.stats = BridgeStats()
 
+    # Lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        for n in range(self._writers):
+        for n in range(self._writer_count):
             thread = threading.Thread(target=self._write_loop, name=f"bridge-writer-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        for _ in range(self._streams):
-            client = self._subscriber_factory()
-            pull = client.subscribe(
-                self._subscription_path, self._on_message, flow_control=self._flow_control
-            )
-            pull.add_done_callback(self._on_pull_done)
-            self._clients.append(client)
-            self._pulls.append(pull)
+        for _ in range(self._stream_count):
+            stream = _Stream(self._subscriber_factory())
+            self._open(stream)
+            self._streams.append(stream)
 
-    def check(self) -> None:
-        """Raise if a streaming pull ended on its own (e.g. the emulator went away)."""
-        if self.error is not None:
-            raise RuntimeError(f"bridge streaming pull failed: {self.error!r}") from self.error
+    def supervise(self) -> None:
+        """Reopen streaming pulls that ended with an error, with backoff; call it every second or so."""
+        now = time.monotonic()
+        for stream in self._streams:
+            if self._stopped.is_set() or not stream.pull.done():
+                continue
+            if stream.reopen_at is None:
+                if now - stream.opened_at > 60:  # it had been healthy: start the backoff afresh
+                    stream.backoff = exponential_sleep_generator(1.0, 30.0)
+                delay = next(stream.backoff)
+                stream.reopen_at = now + delay
+                log.warning(
+                    "streaming pull ended (%r); reopening in %.1f s", stream.pull.exception(timeout=0), delay
+                )
+            elif now >= stream.reopen_at:
+                self._open(stream)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batches being written, nack what is still queued, then close the streams."""
-        self._draining.set()  # from now on deliveries are nacked, not queued
-        self._stopped.set()  # writers exit after their current batch
+    def held(self) -> int:
+        """Messages received and not yet acked or nacked (queued or being written)."""
+        return self._queue.unfinished_tasks
+
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        """Drain: write what was received for up to `drain_seconds`, hand back the rest, close."""
+        self._draining.set()
+        deadline = time.monotonic() + drain_seconds
+        while self.held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._abandon.set()
+        self._stopped.set()
         for thread in self._threads:
-            thread.join(timeout=timeout)
-        while True:  # not stored, so not acked: redeliver now rather than after the ack deadline
+            thread.join(timeout=30)
+        while True:
             try:
                 self._queue.get_nowait()[1].nack()
             except queue.Empty:
                 break
-        for pull in self._pulls:
-            pull.cancel()
-        for pull in self._pulls:
-            # A stream that had already failed is reported by check(); stopping goes on regardless.
+            self._queue.task_done()
+            self.stats.add(released=1)
+        for stream in self._streams:
+            stream.pull.cancel()
+        for stream in self._streams:
+            # A stream that had already failed was reported by supervise(); stopping goes on regardless.
             with contextlib.suppress(Exception):
-                pull.result(timeout=timeout)
-        for client in self._clients:
-            client.close()
+                stream.pull.result(timeout=10)
+            stream.client.close()
 
-    def _on_pull_done(self, pull: Any) -> None:
-        if not self._stopped.is_set() and pull.exception() is not None:
-            self.error = pull.exception()
-            log.error("streaming pull ended: %r", self.error)
+    # Receiving -----------------------------------------------------------------------------
+    def _open(self, stream: _Stream) -> None:
+        stream.pull = stream.client.subscribe(
+            self._subscription_path, self._on_message, flow_control=self.flow_control
+        )
+        stream.opened_at, stream.reopen_at = time.monotonic(), None
 
     def _on_message(self, message: Message) -> None:
         if self._draining.is_set():
@@ -154,7 +247,7 @@ class Bridge:
             )
         except DoesNotFit as exc:
             log.warning(
-                "message %s does not fit the table (attempt %s): %s",
+                "message %s does not fit the table (delivery attempt %s): %s",
                 message.message_id,
                 message.delivery_attempt,
                 exc,
@@ -164,48 +257,101 @@ class Bridge:
             return
         self._queue.put((row, message))
 
+    # Writing -------------------------------------------------------------------------------
+    def _next_batch(self) -> list[Item]:
+        """Up to batch_rows/batch_bytes items, waiting at most batch_latency after the first."""
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch, size = [first], len(first[1].data)
+        deadline = time.monotonic() + self._batch_latency
+        while len(batch) < self._batch_rows and size < self._batch_bytes:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            batch.append(item)
+            size += len(item[1].data)
+        return batch
+
     def _write_loop(self) -> None:
         while not self._stopped.is_set():
-            try:
-                batch = [self._queue.get(timeout=0.1)]
-            except queue.Empty:
+            batch = self._next_batch()
+            if not batch:
                 continue
-            deadline = time.monotonic() + self._batch_latency
-            while len(batch) < self._batch_size:
-                try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            self._write(batch)
+            try:
+                self._deliver(batch)
+            except Exception:  # a bug must not strand held messages: hand them back and go on
+                log.exception("writing a batch of %d rows failed unexpectedly", len(batch))
+                for _, message in batch:
+                    message.nack()
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
-    def _write(self, batch: list[tuple[dict[str, Any], Message]]) -> None:
-        """Insert, ack what was stored, nack what was not; halve a batch the server refused whole."""
-        try:
-            errors = self._bigquery.insert_rows_json(
-                self._table_id,
-                [row for row, _ in batch],
-                row_ids=[message.message_id for _, message in batch],
-                timeout=self._insert_timeout,
-                retry=self._retry,
-            )
-        except (GoogleAPIError, requests.RequestException) as exc:
-            cause = exc.cause if isinstance(exc, RetryError) else exc
-            if isinstance(cause, GoogleAPICallError) and len(batch) > 1:  # the server refused the batch
-                middle = len(batch) // 2
-                self._write(batch[:middle])
-                self._write(batch[middle:])
+    def _deliver(self, batch: list[Item]) -> None:
+        """Store every row or nack the ones the warehouse refuses; hold the rest through any outage."""
+        parts = deque([_Part(batch)])
+        backoff = exponential_sleep_generator(0.5, self._max_backoff)
+        while parts:
+            if self._abandon.is_set():  # shutting down and the warehouse still will not take them
+                left = [message for part in parts for _, message in part.items]
+                for message in left:
+                    message.nack()
+                self.stats.add(released=len(left))
                 return
-            log.warning("insert of %d rows failed: %r", len(batch), exc)
-            self.stats.add(write_failures=len(batch))
-            for _, message in batch:
-                message.nack()
-            return
-        rejected = {int(e["index"]) for e in errors}
-        for index, (_, message) in enumerate(batch):
-            if index in rejected:
-                message.nack()
-            else:
-                message.ack()
-        if rejected:
-            log.warning("warehouse rejected %d rows: %s", len(rejected), errors[:3])
-        self.stats.add(stored=len(batch) - len(rejected), write_failures=len(rejected))
+            part = parts.popleft()
+            rows = [row for row, _ in part.items]
+            try:
+                result = self._table.insert(rows, [message.message_id for _, message in part.items])
+            except WarehouseProblem as problem:
+                self.stats.add(failed_writes=1)
+                if problem.state is not TableState.UNAVAILABLE:
+                    self.stats.set_state(problem.state, problem.detail)
+                # An unclear failure: the probe tells whether the server and table are fine (bqemulator
+                # even resets the connection for a missing table, so the state comes from the probe).
+                elif self._table_answers() and problem.row_suspect:
+                    if len(part.items) > 1:  # the server is fine, so some row is not: halve to find it
+                        middle = len(part.items) // 2
+                        parts.extendleft([_Part(part.items[middle:]), _Part(part.items[:middle])])
+                        continue
+                    part.strikes += 1
+                    if part.strikes >= BAD_ROW_STRIKES:
+                        self._refuse(part.items[0][1], f"warehouse refused the row: {problem.detail}")
+                        continue
+                parts.appendleft(part)
+                self._abandon.wait(next(backoff))
+                continue
+            self.stats.set_state(TableState.ACTIVE)
+            backoff = exponential_sleep_generator(0.5, self._max_backoff)
+            for index, reason in result.refused.items():
+                self._refuse(part.items[index][1], reason)
+            if result.retry:
+                parts.append(_Part([part.items[i] for i in result.retry]))
+            not_stored = set(result.refused) | set(result.retry)
+            for index, (_, message) in enumerate(part.items):
+                if index not in not_stored:
+                    message.ack()
+                    self.stats.saw_stored_attempt(message.delivery_attempt)
+            self.stats.add(stored=len(part.items) - len(not_stored))
+
+    def _table_answers(self) -> bool:
+        """Probe the table; record its state. True if it exists, answers and fits."""
+        try:
+            self._table.probe()
+        except WarehouseProblem as problem:
+            self.stats.set_state(problem.state, problem.detail)
+            return False
+        self.stats.set_state(TableState.ACTIVE)
+        return True
+
+    def _refuse(self, message: Message, reason: str) -> None:
+        log.warning(
+            "warehouse refused message %s (delivery attempt %s): %s",
+            message.message_id,
+            message.delivery_attempt,
+            reason,
+        )
+        self.stats.add(refused=1)
+        message.nack()

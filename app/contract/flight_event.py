@@ -45,9 +45,19 @@ AIRPORT_PATTERN = r"^[A-Z]{3}$"
 CARRIER_PATTERN = r"^[A-Z0-9]{2}$"
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 EVENT_ID_MAX_LENGTH = 64
-AirportCode = Annotated[str, Meta(pattern=AIRPORT_PATTERN, description="IATA airport code.")]
+# Every string has a maximum length: it becomes the column's `maxLength` (STRING(n)), so the
+# warehouse itself refuses an oversized value instead of storing it.
+AIRPORT_CODE_LENGTH = 3
+CARRIER_CODE_LENGTH = 2
+TAIL_NUMBER_MAX_LENGTH = 8
+AirportCode = Annotated[
+    str, Meta(pattern=AIRPORT_PATTERN, max_length=AIRPORT_CODE_LENGTH, description="IATA airport code.")
+]
+TailNumber = Annotated[
+    str,
+    Meta(pattern=r"^[A-Z0-9]{2,8}$", max_length=TAIL_NUMBER_MAX_LENGTH, description="Aircraft registration."),
+]
 Minutes = Annotated[int, Meta(ge=-1440, le=2880)]
-TailNumber = Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,8}$", description="Aircraft registration.")]
 
 
 class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -73,7 +83,12 @@ class FlightEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             " after the receiver's clock. The table is partitioned by its day."
         ),
     ]
-    carrier: Annotated[str, Meta(pattern=CARRIER_PATTERN, description="IATA carrier code, e.g. UA.")]
+    carrier: Annotated[
+        str,
+        Meta(
+            pattern=CARRIER_PATTERN, max_length=CARRIER_CODE_LENGTH, description="IATA carrier code, e.g. UA."
+        ),
+    ]
     flight_number: Annotated[int, Meta(ge=1, le=9999, description="Flight number within the carrier.")]
     tail_number: TailNumber | None = None
     origin: Annotated[AirportCode, Meta(description="Departure airport (IATA).")]
@@ -141,6 +156,7 @@ class ContractField:
     kind: str  # one of: string, integer, boolean, timestamp
     nullable: bool
     description: str
+    max_length: int | None = None  # strings only
 
 
 _KINDS = {
@@ -169,7 +185,8 @@ def contract_fields() -> tuple[ContractField, ...]:
             (t,) = [m for m in t.types if not isinstance(m, msgspec.inspect.NoneType)]
             t, description = _unwrap(t)
             nullable = True
-        result.append(ContractField(f.name, _KINDS[type(t)], nullable, description))
+        max_length = t.max_length if isinstance(t, msgspec.inspect.StrType) else None
+        result.append(ContractField(f.name, _KINDS[type(t)], nullable, description, max_length))
     return tuple(result)
 
 

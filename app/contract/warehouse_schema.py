@@ -30,16 +30,23 @@ METADATA_COLUMNS: tuple[dict[str, str], ...] = (
 
 
 def event_columns() -> list[dict[str, str]]:
-    """One column per contract field, REQUIRED unless the field is nullable."""
-    return [
-        {
+    """One column per contract field, REQUIRED unless the field is nullable.
+
+    A string's maximum length becomes the column's `maxLength` (BigQuery's STRING(n)), so an
+    oversized value is refused by the warehouse, not stored and then hidden by the API.
+    """
+    columns = []
+    for f in contract_fields():
+        column = {
             "name": f.name,
             "type": BIGQUERY_TYPES[f.kind],
             "mode": "NULLABLE" if f.nullable else "REQUIRED",
             "description": f.description,
         }
-        for f in contract_fields()
-    ]
+        if f.max_length is not None:
+            column["maxLength"] = str(f.max_length)  # the REST API's int64-as-string form
+        columns.append(column)
+    return columns
 
 
 def table_schema() -> list[dict[str, str]]:

@@ -1,7 +1,7 @@
 """`python -m app.local run`: start the local stack, replay flights, serve until Ctrl-C.
 
 `python -m app.local replay` publishes more flights into a stack that is already running
-(it reads `.local/stack.json`).
+(it reads `.local/stack.json`); `--resume` continues an interrupted replay of the same selection.
 """
 
 from __future__ import annotations
@@ -12,17 +12,28 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from types import FrameType
 
-from app.bridge import Bridge
+import requests
+from google.api_core.exceptions import GoogleAPIError
+from google.cloud import bigquery
+
+from app.contract.pipeline import PIPELINE
 from app.local.processes import StackError
-from app.local.replay import FIRST_DAY, ReplayResult, replay_window
+from app.local.replay import FIRST_DAY, Checkpoint, ReplayResult, replay_window
 from app.local.stack import LocalStack, StackConfig
 
 DEFAULT_DAYS = 3
+POLL_SECONDS = 1.0
+REPORT_SECONDS = 5.0
+STALL_SECONDS = 120.0
+QUERY_TIMEOUT = 10.0
+QUERY_RETRY = bigquery.DEFAULT_RETRY.with_timeout(QUERY_TIMEOUT)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -54,32 +65,95 @@ def _parser() -> argparse.ArgumentParser:
             help="days to replay (env REPLAY_DAYS, default 3; 0 for none)",
         )
         window.add_argument("--all", action="store_true", help="replay all 336,776 flights of 2013")
+        if sub is not run:
+            sub.add_argument(
+                "--resume", action="store_true", help="continue an interrupted replay of the same selection"
+            )
     return parser
 
 
 def _report(result: ReplayResult) -> None:
-    print(f"replayed {result.published:,} events in {result.seconds:.1f} s ({result.rate:,.0f} msgs/s)")
+    resumed = f" (resumed after {result.skipped:,} rows)" if result.skipped else ""
+    print(
+        f"replayed {result.published:,} events in {result.seconds:.1f} s "
+        f"({result.rate:,.0f} msgs/s){resumed}",
+        flush=True,
+    )
     for reason, count in result.invalid.most_common():
         print(f"  skipped {count:,} rows that are not valid events: {reason}")
 
 
-def _replay(args: argparse.Namespace, pubsub_host: str, topic: str) -> ReplayResult | None:
+def _checkpoint(args: argparse.Namespace, run_dir: Path) -> Checkpoint | None:
+    """This stack's saved progress for the selection, if --resume; a fresh one otherwise."""
+    days = None if args.all else args.days
+    path = run_dir / f"replay-{args.start.isoformat()}-{'all' if days is None else days}.json"
+    saved = Checkpoint.load(path, args.start, days)
+    if getattr(args, "resume", False):
+        if saved.finished:
+            print(f"the replay of this selection already finished ({saved.done:,} rows): nothing to resume")
+        return saved
+    if saved.done and not saved.finished:
+        print(f"an earlier replay of this selection stopped after {saved.done:,} rows: --resume continues it")
+    return Checkpoint(path, args.start.isoformat(), days)
+
+
+def _replay(
+    args: argparse.Namespace,
+    pubsub_host: str,
+    topic: str,
+    run_dir: Path,
+    check: Callable[[], None] | None = None,
+) -> ReplayResult | None:
     if not args.all and args.days <= 0:
         return None
-    result = replay_window(pubsub_host, topic, start=args.start, days=None if args.all else args.days)
+    checkpoint = _checkpoint(args, run_dir)
+    if checkpoint is not None and checkpoint.finished:
+        return None
+    days = None if args.all else args.days
+    result = replay_window(
+        pubsub_host, topic, start=args.start, days=days, checkpoint=checkpoint, check=check
+    )
     _report(result)
     return result
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+_STOP_REQUESTED = threading.Event()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Stop on SIGINT/SIGTERM. The flag survives where the exception does not: raised while the
+    interpreter runs a finalizer (a gRPC channel's __del__), KeyboardInterrupt is only printed."""
+    _STOP_REQUESTED.set()
+    raise KeyboardInterrupt
+
+
+def _check(stack: LocalStack) -> None:
+    """Raise if a stop was requested or an emulator died."""
+    if _STOP_REQUESTED.is_set():
+        raise KeyboardInterrupt
+    stack.check()
+
+
+def _delivery_policy(stack: LocalStack) -> str:
+    local, cloud = stack.settings, PIPELINE
+    cloud_backoff = f"{cloud.retry_minimum_backoff_seconds}-{cloud.retry_maximum_backoff_seconds} s"
+    backoff = (
+        f"{local.retry_minimum_backoff_seconds}-{local.retry_maximum_backoff_seconds} s"
+        if local.has_retry_policy
+        else f"none, redelivery at once (the cloud backs off {cloud_backoff}; the emulator's retry policy "
+        "stalls redeliveries for minutes, see docs/ingest.md)"
+    )
+    return (
+        f"delivery: ack deadline {local.ack_deadline_seconds} s, retry backoff {backoff}; "
+        f"dead letter after {local.max_delivery_attempts} delivery attempts"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
     # Ctrl-C must stop the stack even where the parent started us with SIGINT ignored
     # (background jobs of a non-interactive shell).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     config = StackConfig(
         project=args.project,
         pubsub_port=args.pubsub_port,
@@ -95,9 +169,10 @@ def run(args: argparse.Namespace) -> int:
                 f"local stack up ({timings}); logs in {stack.run_dir}; details in {stack.stack_file}",
                 flush=True,
             )
-            result = _replay(args, stack.pubsub_host, stack.topic_path)
-            if result and stack.bridge:
-                _wait_stored(stack, stack.bridge, result.published)
+            print(_delivery_policy(stack), flush=True)
+            result = _replay(args, stack.pubsub_host, stack.topic_path, stack.run_dir, lambda: _check(stack))
+            if result:  # the emulators start empty, so the replay is all the table will hold
+                _wait_stored(stack, stack.bigquery(), result.published)
             if config.start_api:
                 print(
                     f"API: {stack.api_base_url}/v1/flights  (OpenAPI: {stack.api_base_url}/schema)",
@@ -105,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             print("Ctrl-C stops everything.", flush=True)
             while True:
-                stack.check()
+                _check(stack)
                 time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopped")
@@ -115,17 +190,46 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _wait_stored(stack: LocalStack, bridge: Bridge, expected: int, timeout: float = 600.0) -> None:
-    """Tell the user when the bridge has written the replayed events (and how fast)."""
-    deadline = time.monotonic() + timeout
-    while bridge.stats.stored < expected and time.monotonic() < deadline:
-        stack.check()
-        time.sleep(0.2)
-    stats = bridge.stats
-    print(
-        f"bridge stored {stats.stored:,} rows ({stats.rows_per_second():,.0f} rows/s) into {stack.table_id}",
-        flush=True,
-    )
+def _distinct_events(warehouse: bigquery.Client, table_id: str) -> int | None:
+    """Distinct event ids in the table, or None if the warehouse does not answer in time."""
+    sql = f"SELECT COUNT(DISTINCT event_id) AS n FROM `{table_id}`"  # noqa: S608 - id from settings
+    try:
+        job = warehouse.query(sql, timeout=QUERY_TIMEOUT, retry=QUERY_RETRY, job_retry=None)
+        # result() polls with its own 600 s default retry unless told otherwise.
+        rows = job.result(timeout=QUERY_TIMEOUT, retry=QUERY_RETRY, job_retry=None)
+        return int(next(iter(rows))["n"])
+    except (GoogleAPIError, requests.RequestException, TimeoutError) as exc:
+        print(f"  warehouse not answering ({type(exc).__name__})", flush=True)
+        return None
+
+
+def _wait_stored(stack: LocalStack, warehouse: bigquery.Client, expected: int) -> None:
+    """Report the warehouse catching up with the replay: distinct events stored, rate, bridge state."""
+    started = last_change = last_report = time.monotonic()
+    stored = reported = 0
+    while stored < expected:
+        _check(stack)
+        time.sleep(POLL_SECONDS)
+        now_stored = _distinct_events(warehouse, stack.table_id)
+        if now_stored is None:
+            continue
+        now = time.monotonic()
+        if now_stored != stored:
+            stored, last_change = now_stored, now
+        if now - last_change > STALL_SECONDS:
+            print(f"no progress for {STALL_SECONDS:.0f} s; stopped waiting (see {stack.run_dir}/bridge.log)")
+            return
+        if now - last_report >= REPORT_SECONDS and stored < expected:
+            status = stack.bridge_status()
+            print(
+                f"  warehouse holds {stored:,} of {expected:,} distinct events "
+                f"({(stored - reported) / (now - last_report):,.0f}/s); "
+                f"bridge {status.get('state', 'starting')}, holding {status.get('held', 0):,} messages",
+                flush=True,
+            )
+            reported, last_report = stored, now
+    elapsed = time.monotonic() - started
+    print(f"warehouse caught up: {stored:,} distinct events {elapsed:.1f} s after the replay", flush=True)
 
 
 def replay_into_running(args: argparse.Namespace) -> int:
@@ -138,7 +242,7 @@ def replay_into_running(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    _replay(args, described["pubsub_emulator_host"], described["topic"])
+    _replay(args, described["pubsub_emulator_host"], described["topic"], Path(described["run_dir"]))
     return 0
 
 

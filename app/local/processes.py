@@ -4,14 +4,18 @@ Each child gets its own session (so a terminal's Ctrl-C reaches only the runner,
 stops the children in order) and, on Linux, PR_SET_PDEATHSIG=SIGKILL so the kernel kills it
 if the runner dies without cleaning up (e.g. SIGKILL). The Pub/Sub emulator's launcher script
 `exec`s Java, so the death signal and the process group carry over to the JVM. The kernel
-sends the death signal when the *thread* that spawned the child exits, so start stacks from a
-long-lived thread (the main thread, as the runner and the pytest fixture do).
+sends the death signal when the *thread* that spawned the child exits, so children are spawned
+from long-lived threads only (the main thread and the stack's supervisor).
+
+The death signal is set by a tiny launcher that then `exec`s the real command (same pid), not
+by a `preexec_fn`: a `preexec_fn` forces a plain fork(), and in a process that has used gRPC,
+gRPC's fork handlers aborted about 1 in 20 such forks (SIGABRT, "epoll_wait error: Bad file
+descriptor"; measured). Without one, subprocess uses vfork and no fork handler runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -26,16 +30,26 @@ from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 _EMULATOR_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+# argv: <runner pid> <command...>. Exits at once if the runner is already gone (the signal
+# would never come), else asks for SIGKILL on the runner's death and becomes the command.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class StackError(RuntimeError):
     """A component of the local stack could not be started or died."""
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """argv wrapped so that the process gets SIGKILL when its parent dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 class Child:
@@ -49,24 +63,32 @@ class Child:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        stop_timeout: float = 5.0,
     ) -> None:
         self.name = name
         self.log_path = log_path
+        self.stop_timeout = stop_timeout
+        self._spawn_args = (list(argv), dict(env) if env is not None else None, cwd)
+        self.started_at = time.monotonic()
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - argv built by the runner, no shell
-                list(argv),
+                _dying_with_parent(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def respawn(self) -> Child:
+        """A new process with the same command, environment and log file (appended)."""
+        argv, env, cwd = self._spawn_args
+        return Child(self.name, argv, self.log_path, env=env, cwd=cwd, stop_timeout=self.stop_timeout)
 
     def exited(self) -> int | None:
         """The exit code if the child has ended, else None."""
@@ -79,8 +101,9 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """SIGTERM the process group, then SIGKILL it if it is still there after `timeout`."""
+        timeout = self.stop_timeout if timeout is None else timeout
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)

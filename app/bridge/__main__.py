@@ -1,0 +1,89 @@
+"""`python -m app.bridge`: drain the warehouse subscription into the table until SIGTERM.
+
+Configured from the environment (what the local runner sets, see `BridgeConfig.env()`), or
+from `.local/stack.json` to attach to a running local stack by hand. SIGTERM or Ctrl-C drains
+(in-flight batches are written, then the rest is handed back to Pub/Sub) and exits 0. With
+BRIDGE_STATUS_FILE set it writes its counters and the table's state there every second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from app.bridge.config import BridgeConfig, ConfigError
+from app.bridge.worker import Bridge
+
+STATUS_INTERVAL_SECONDS = 1.0
+
+
+def write_status(path: Path, bridge: Bridge, *, running: bool) -> None:
+    """Atomically replace the status file: readers never see half a document."""
+    status = bridge.stats.snapshot() | {"pid": os.getpid(), "running": running, "held": bridge.held()}
+    status["updated_at"] = time.time()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(status, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.bridge", description=__doc__)
+    parser.add_argument(
+        "--stack-file",
+        type=Path,
+        default=Path(".local/stack.json"),
+        help="read the subscription and table from this stack.json when BRIDGE_SUBSCRIPTION is unset",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The client library logs every lease drop and stream retry at INFO; keep ours readable.
+    logging.getLogger("google").setLevel(logging.WARNING)
+    try:
+        config = BridgeConfig.load(args.stack_file)
+    except ConfigError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    bridge = config.build()
+    print(
+        f"bridge pid {os.getpid()}: {config.subscription} -> {config.table} "
+        f"({config.streams} streams, messages held through warehouse outages, "
+        f"drain {config.drain_seconds} s on SIGTERM)",
+        flush=True,
+    )
+    bridge.start()
+    while not stop.wait(STATUS_INTERVAL_SECONDS):
+        bridge.supervise()
+        if config.status_file:
+            write_status(config.status_file, bridge, running=True)
+    logging.getLogger(__name__).info("stopping: draining %d held messages", bridge.held())
+    bridge.stop(drain_seconds=config.drain_seconds)
+    if config.status_file:
+        write_status(config.status_file, bridge, running=False)
+    stats = bridge.stats
+    print(
+        f"bridge stopped: stored {stats.stored:,} rows, "
+        f"nacked {stats.not_fitting + stats.refused:,} that do not fit, "
+        f"handed back {stats.released:,} unstored",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
