@@ -11,6 +11,7 @@ lost. The counts are printed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -31,10 +32,11 @@ pytestmark = pytest.mark.integration
 N_VALID, N_DUPLICATES = 2_000, 300
 PUBLISH_SECONDS = 12.0
 PAUSE_SECONDS = 15.0  # longer than the bridge's 10 s backoff cap and the subscription's retry backoff
-# After the warehouse resumes, so the whole test stays under 2 minutes. A killed bridge's leases
-# lapse after 10 s, but the emulator hands its messages to the dead stream a few times before a
-# live one gets them: unloaded, everything is visible 40-50 s after the warehouse resumes.
-DEADLINE_SECONDS = 90.0
+# After the warehouse resumes. A killed bridge's leases lapse after 10 s, but the Pub/Sub emulator
+# keeps handing a killed streaming pull's messages to its dead stream for a while (each hand-off
+# a delivery attempt), so everything settles 80-95 s after the warehouse resumes (measured, 5 runs
+# on an idle machine); the deadline leaves room for a loaded one. See docs/ingest.md.
+DEADLINE_SECONDS = 150.0
 FIRST = datetime(2016, 2, 1, 0, 5, tzinfo=UTC)  # days no other test writes to
 
 
@@ -51,12 +53,16 @@ def poison(run: str) -> dict[str, bytes]:
     }
 
 
-def visible_event_ids(client: httpx.Client, run: str) -> set[str]:
-    """Every event id of this run the API serves, following next_cursor through the window."""
+def visible_event_ids(client: httpx.Client, run: str, poll: int) -> set[str]:
+    """Every event id of this run the API serves, following next_cursor through the window.
+
+    The API caches each query's answer for 30 s; every poll asks a page size not asked before,
+    so it sees the warehouse as it is now.
+    """
     ids: list[str] = []
     cursor = None
     while True:
-        params = {"from": "2016-02-01", "to": "2016-02-03", "limit": 500}
+        params = {"from": "2016-02-01", "to": "2016-02-03", "limit": 500 - poll}
         response = client.get("/v1/flights", params=params | ({"cursor": cursor} if cursor else {}))
         response.raise_for_status()
         page = response.json()
@@ -67,7 +73,7 @@ def visible_event_ids(client: httpx.Client, run: str) -> set[str]:
             return set(ids)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_nothing_lost_nothing_doubled_through_kills_and_a_frozen_warehouse(local_stack):
     run = f"chaos{uuid.uuid4().hex[:8]}"
     events = [
@@ -139,16 +145,19 @@ def test_nothing_lost_nothing_doubled_through_kills_and_a_frozen_warehouse(local
         dead.extend(a for a in attributes if a.get("run") == run)
 
     visible: set[str] = set()
+    settled_after = float("nan")
+    polls = itertools.count()
     with httpx.Client(base_url=local_stack.api_base_url, timeout=30) as client:
         while time.monotonic() - resumed_at < DEADLINE_SECONDS:
             collect_dead_letters()
-            visible = visible_event_ids(client, run)
+            visible = visible_event_ids(client, run, next(polls))
             if len(visible) == N_VALID and len(dead) >= n_poison:
+                settled_after = time.monotonic() - resumed_at
                 break
             time.sleep(1)
         time.sleep(3)  # anything dead-lettered late (a valid event, or a poison twice) would show now
         collect_dead_letters()
-        visible = visible_event_ids(client, run)
+        visible = visible_event_ids(client, run, next(polls))
     highest_attempt = local_stack.bridge_status().get("highest_attempt_stored", 0)
     subscriber.delete_subscription(subscription=dead_subscription, timeout=10)
     subscriber.close()
@@ -159,7 +168,7 @@ def test_nothing_lost_nothing_doubled_through_kills_and_a_frozen_warehouse(local
     print(
         f"\nchaos {run}: published {N_VALID} valid + {N_DUPLICATES} duplicates + {n_poison} invalid; "
         f"bridge pids {' -> '.join(map(str, bridge_pids))} (SIGKILL x2), "
-        f"warehouse paused {PAUSE_SECONDS:.0f} s; "
+        f"warehouse paused {PAUSE_SECONDS:.0f} s, all settled {settled_after:.0f} s after it resumed; "
         f"visible through the API {len(visible)}, dead-lettered {len(dead)}, lost {len(lost)}; "
         f"highest delivery attempt of a stored message {highest_attempt} "
         f"(dead letter after {local_stack.settings.max_delivery_attempts}); "

@@ -32,7 +32,7 @@ BOOTSTRAP = Program(
     deploy_time_config={},
 )
 OPS = "airline-delivery"
-REPO = "example-org/airline-data-platform"
+REPO = "example-airline/airline-data-platform"
 ENV_PROJECTS = {"dev": "airline-data-dev", "staging": "airline-data-staging", "prod": "airline-data-prod"}
 PROJECT_IAM = "gcp:projects/iAMMember:IAMMember"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
