@@ -68,7 +68,7 @@ class IngestResults:
 def _bridge_defaults() -> dict[str, Any]:
     """The bridge's streams, writers and batch size, so the ceilings use the bridge's own shape."""
     parameters = inspect.signature(Bridge.__init__).parameters
-    return {name: parameters[name].default for name in ("streams", "writers", "batch_size")}
+    return {name: parameters[name].default for name in ("streams", "writers", "batch_rows")}
 
 
 def events_to_replay(config: IngestConfig) -> list[bytes]:
@@ -297,9 +297,9 @@ def measure_ingest(
         stack, events, shape["streams"], max(config.timeout_seconds, len(events) / 200)
     )
     log(
-        f"  ingest: warehouse emulator ceiling ({shape['writers']} writers, batches of {shape['batch_size']})"
+        f"  ingest: warehouse emulator ceiling ({shape['writers']} writers, batches of {shape['batch_rows']})"
     )
-    insert_rate = insert_ceiling(stack, events, shape["writers"], shape["batch_size"])
+    insert_rate = insert_ceiling(stack, events, shape["writers"], shape["batch_rows"])
     log(f"  ingest: replay through the pipeline ({len(events):,} events)")
     results = run_pipeline(stack, api_url, config, bridge_pid, len(events), log)
     figure = results.figures[0]
