@@ -36,7 +36,9 @@ REDRIVEN_FROM_ATTRIBUTE = "redriven_from"
 TIMEOUT = 30.0
 RETRY = Retry(timeout=TIMEOUT)
 PULL_BATCH = 1_000  # the most one pull returns
-EMPTY_PULLS = 3
+# Immediate pulls may come back empty while messages exist (Pub/Sub says so; the emulator does
+# it under load), so the listing ends only after this long without a message.
+QUIET_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,11 @@ class DeadLetterInbox:
     def leased(self, limit: int) -> Iterator[list[DeadLetter]]:
         """Up to `limit` dead letters, leased for the block; those not acked in it are handed back."""
         letters: list[DeadLetter] = []
-        empty_pulls = 0
+        last_arrival = time.monotonic()
         try:
-            while len(letters) < limit and empty_pulls < EMPTY_PULLS:
+            while len(letters) < limit and time.monotonic() - last_arrival < QUIET_SECONDS:
                 # A waiting pull would hang on the emulator while the subscription is empty;
-                # a few immediate ones in a row that come back empty mean there is nothing left.
+                # immediate ones that come back empty for QUIET_SECONDS mean there is nothing left.
                 with warnings.catch_warnings():  # deprecated for waiting consumers; right for a listing
                     warnings.simplefilter("ignore", DeprecationWarning)
                     response = self._subscriber.pull(
@@ -136,10 +138,9 @@ class DeadLetterInbox:
                         retry=RETRY,
                     )
                 if not response.received_messages:
-                    empty_pulls += 1
                     time.sleep(0.2)
                     continue
-                empty_pulls = 0
+                last_arrival = time.monotonic()
                 for received in response.received_messages:
                     message = received.message
                     published = message.publish_time.astimezone(UTC)
