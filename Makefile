@@ -9,12 +9,13 @@ LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env
+.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env notebook
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
 	@echo "make test       lint, type-check and run the whole test suite (starts its own emulators)"
 	@echo "make plan       render the dev/staging/prod stacks offline into plans/ and diff them"
+	@echo "make notebook   run notebooks/walkthrough.ipynb fully (its own stack) and store it with its outputs"
 	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
 	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
 	@echo "make bench      performance against ceilings measured in the same run (needs wrk; ~5 min)"
@@ -60,7 +61,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app bench platform/airline_platform platform/bootstrap/airline_bootstrap
+	$(VENV)/bin/mypy app bench notebooks/execute.py platform/airline_platform platform/bootstrap/airline_bootstrap
 
 test: install lint typecheck
 	$(VENV)/bin/pytest
@@ -72,6 +73,10 @@ test: install lint typecheck
 bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
 	$(PY) -m bench
+
+# The walkthrough, full size (30 days of flights; a few minutes). `make test` runs it in its fast mode.
+notebook: $(VENV)/.installed
+	$(PY) -m notebooks.execute
 
 plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan

@@ -176,12 +176,11 @@ class FlightWarehouse:
             )
             return None
 
-    def list_flights(self, query: FlightQuery) -> RowsPage:
-        """One page in (event_time, event_id) order, the latest copy of each event id.
+    def list_statement(self, query: FlightQuery) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
+        """The SQL and bound parameters of one page: `limit + 1` rows of the latest copies.
 
-        Reads `limit + 1` rows: the extra one says whether another page exists. Rows that break
-        the contract are left out of `events` but still advance `last_key`, so a page of bad
-        rows never ends the sequence early.
+        Scans the window widened by the correction horizon (the partition filter), keeps the
+        latest copy of each event id, then applies the window, the filters and the keyset.
         """
         where = ["event_time >= @start", "event_time < @end"]
         params = [
@@ -208,7 +207,16 @@ class FlightWarehouse:
             f" FROM {self._table} WHERE event_time >= @scan_start AND event_time < @scan_end"
             f") WHERE copy_rank = 1 AND {' AND '.join(where)} ORDER BY event_time, event_id LIMIT @limit"
         )
-        rows = self._run("list", sql, params)
+        return sql, params
+
+    def list_flights(self, query: FlightQuery) -> RowsPage:
+        """One page in (event_time, event_id) order, the latest copy of each event id.
+
+        Reads `limit + 1` rows: the extra one says whether another page exists. Rows that break
+        the contract are left out of `events` but still advance `last_key`, so a page of bad
+        rows never ends the sequence early.
+        """
+        rows = self._run("list", *self.list_statement(query))
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         events = [event for row in rows if (event := self._event(row)) is not None]

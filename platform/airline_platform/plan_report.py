@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from airline_platform.monitoring.alerting import human_duration, percent
@@ -140,28 +141,54 @@ def _shown(values: list[Any]) -> list[str]:
     return [("..." if start > 20 else "") + t[max(start - 20, 0) : start + 60] + "..." for t in texts]
 
 
-def diff(plans: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
-    """Per resource, the inputs whose values are not the same in every stack.
+@dataclass(frozen=True)
+class Difference:
+    """One input of one resource that is not the same in every stack (`field` None: the resource
+    itself exists only in some stacks, and `values` maps those to None)."""
 
-    `plans` maps each stack to (project id, resources).
+    type: str
+    name: str
+    field: str | None
+    values: dict[str, Any]
+
+
+def differences(plans: dict[str, tuple[str, list[dict[str, Any]]]]) -> list[Difference]:
+    """Per resource, the inputs whose values are not the same in every stack, in resource order.
+
+    `plans` maps each stack to (project id, resources). Values are as `readable` shows them.
     """
     names = list(plans)
     by_stack = [_generic(resources, stack, project) for stack, (project, resources) in plans.items()]
-    keys = sorted({k for resources in by_stack for k in resources})
-    lines = []
-    for key in keys:
-        present = [resources.get(key) for resources in by_stack]
-        if any(p is None for p in present):
-            only = ", ".join(n for n, p in zip(names, present, strict=True) if p is not None)
-            lines.append(f"{key[1]} ({key[0]}): only in {only}")
+    found = []
+    for key in sorted({k for resources in by_stack for k in resources}):
+        present = dict(zip(names, (resources.get(key) for resources in by_stack), strict=True))
+        if any(p is None for p in present.values()):
+            found.append(Difference(*key, None, {n: None for n, p in present.items() if p is not None}))
             continue
-        fields = sorted({f for p in present if p for f in p})
-        changed = [f for f in fields if len({json.dumps(p.get(f) if p else None) for p in present}) > 1]
-        if changed:
-            lines.append(f"{key[1]} ({key[0]}):")
-            for f in changed:
-                shown = _shown([p.get(f) if p else None for p in present])
-                lines.append(f"    {f}: " + "  ".join(f"{n}={v}" for n, v in zip(names, shown, strict=True)))
+        fields = sorted({f for p in present.values() if p for f in p})
+        for f in fields:
+            values = {n: p.get(f) if p else None for n, p in present.items()}
+            if len({json.dumps(v) for v in values.values()}) > 1:
+                found.append(Difference(*key, f, values))
+    return found
+
+
+def diff(plans: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
+    """`differences` as text: one heading per resource, one line per input that differs.
+
+    `plans` maps each stack to (project id, resources).
+    """
+    lines = []
+    heading = None
+    for d in differences(plans):
+        if d.field is None:
+            lines.append(f"{d.name} ({d.type}): only in {', '.join(d.values)}")
+            continue
+        if heading != (d.type, d.name):
+            heading = (d.type, d.name)
+            lines.append(f"{d.name} ({d.type}):")
+        shown = _shown(list(d.values.values()))
+        lines.append(f"    {d.field}: " + "  ".join(f"{n}={v}" for n, v in zip(d.values, shown, strict=True)))
     return "\n".join(lines)
 
 

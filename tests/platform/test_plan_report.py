@@ -29,6 +29,25 @@ def test_diff_keeps_only_real_differences(plans: dict[str, Plan]) -> None:
     assert "goal: dev=0.95  staging=0.99  prod=0.999" in text
 
 
+def test_differences_are_structured_per_stack(plans: dict[str, Plan]) -> None:
+    found = plan_report.differences(
+        {s: (stack_config(s)["gcp:project"], p.resources) for s, p in plans.items()}
+    )
+    by_field = {(d.name, d.field): d.values for d in found}
+    assert by_field["api-service", "template.scaling.maxInstanceCount"] == {
+        "dev": 2,
+        "staging": 5,
+        "prod": 20,
+    }
+    assert by_field["warehouse-events-table", "deletionProtection"] == {
+        "dev": False,
+        "staging": False,
+        "prod": True,
+    }
+    assert by_field["api-invoker-allUsers", None] == {"dev": None}  # only in dev
+    assert ("warehouse-events-table", "schema") not in by_field  # one contract: same everywhere
+
+
 def test_each_stack_shows_its_monitoring(plans: dict[str, Plan]) -> None:
     prod = "\n".join(plan_report.stack_summary(plans["prod"].resources))
     name = plans["prod"].outputs["slos"]["api-availability"]
