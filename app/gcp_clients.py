@@ -15,19 +15,32 @@ from google.cloud import bigquery, pubsub_v1
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
+# The options the library's own transports give their channels: without them a plain channel
+# refuses answers over 4 MB, and one pull of a few large (up to 10 MB) messages exceeds that.
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_metadata_size", 4 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30000),
+]
+
+
+def _emulator_channel(pubsub_host: str) -> grpc.Channel:
+    return grpc.insecure_channel(pubsub_host, options=CHANNEL_OPTIONS)
+
 
 def publisher_client(pubsub_host: str | None, **kwargs: object) -> pubsub_v1.PublisherClient:
     """A publisher on the emulator's plain-text gRPC port (what PUBSUB_EMULATOR_HOST would do)."""
     if not pubsub_host:
         return pubsub_v1.PublisherClient(**kwargs)
-    transport = PublisherGrpcTransport(channel=grpc.insecure_channel(pubsub_host))
+    transport = PublisherGrpcTransport(channel=_emulator_channel(pubsub_host))
     return pubsub_v1.PublisherClient(transport=transport, **kwargs)
 
 
 def subscriber_client(pubsub_host: str | None) -> pubsub_v1.SubscriberClient:
     if not pubsub_host:
         return pubsub_v1.SubscriberClient()
-    transport = SubscriberGrpcTransport(channel=grpc.insecure_channel(pubsub_host))
+    transport = SubscriberGrpcTransport(channel=_emulator_channel(pubsub_host))
     return pubsub_v1.SubscriberClient(transport=transport)
 
 

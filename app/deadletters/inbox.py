@@ -17,13 +17,12 @@ real project; the operator needs `roles/pubsub.subscriber` on the inspection sub
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from google.api_core.exceptions import DeadlineExceeded
 from google.api_core.retry import Retry
 
 from app import gcp_clients
@@ -36,9 +35,8 @@ REDRIVEN_FROM_ATTRIBUTE = "redriven_from"
 TIMEOUT = 30.0
 RETRY = Retry(timeout=TIMEOUT)
 PULL_BATCH = 1_000  # the most one pull returns
-# Immediate pulls may come back empty while messages exist (Pub/Sub says so; the emulator does
-# it under load), so the listing ends only after this long without a message.
-QUIET_SECONDS = 3.0
+# A listing ends when a waiting pull has had nothing for this long.
+QUIET_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -123,24 +121,22 @@ class DeadLetterInbox:
     def leased(self, limit: int) -> Iterator[list[DeadLetter]]:
         """Up to `limit` dead letters, leased for the block; those not acked in it are handed back."""
         letters: list[DeadLetter] = []
-        last_arrival = time.monotonic()
         try:
-            while len(letters) < limit and time.monotonic() - last_arrival < QUIET_SECONDS:
-                # A waiting pull would hang on the emulator while the subscription is empty;
-                # immediate ones that come back empty for QUIET_SECONDS mean there is nothing left.
-                with warnings.catch_warnings():  # deprecated for waiting consumers; right for a listing
-                    warnings.simplefilter("ignore", DeprecationWarning)
+            while len(letters) < limit:
+                # A waiting pull answers as soon as messages exist (immediate ones may come back
+                # empty while some do: the emulator did so under load); QUIET_SECONDS with nothing
+                # arriving ends the listing.
+                try:
                     response = self._subscriber.pull(
                         subscription=self.target.subscription_path,
                         max_messages=min(PULL_BATCH, limit - len(letters)),
-                        return_immediately=True,
-                        timeout=TIMEOUT,
-                        retry=RETRY,
+                        timeout=QUIET_SECONDS,
+                        retry=None,
                     )
+                except DeadlineExceeded:
+                    break
                 if not response.received_messages:
-                    time.sleep(0.2)
-                    continue
-                last_arrival = time.monotonic()
+                    break
                 for received in response.received_messages:
                     message = received.message
                     published = message.publish_time.astimezone(UTC)

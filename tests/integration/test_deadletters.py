@@ -91,3 +91,28 @@ def test_list_explains_redrive_delivers_and_discard_removes(local_stack, capsys)
     table = capsys.readouterr().out
     assert "fields without a column: gate" in table
     assert "fit the table now" in table
+
+
+def test_large_dead_letters_are_listed_together(local_stack, capsys):
+    """Pub/Sub takes messages up to 10 MB; one pull of several must not hit gRPC's 4 MB default."""
+    run = f"dl{uuid.uuid4().hex[:8]}"
+    subscription = f"{run}-inspect"
+    subscriber = local_stack.subscriber()
+    subscriber.create_subscription(
+        request={
+            "name": f"projects/{local_stack.project}/subscriptions/{subscription}",
+            "topic": local_stack.dead_letter_topic_path,
+        },
+        timeout=10,
+    )
+    subscriber.close()
+    valid = json.loads(encode_event(flight_event(f"{run}-big", departure=datetime(2016, 3, 2, tzinfo=UTC))))
+    publisher = local_stack.publisher()
+    for n in range(3):
+        data = json.dumps(valid | {"tail_number": "N" * 2_000_000}).encode()
+        future = publisher.publish(local_stack.dead_letter_topic_path, data, run=run, case=f"big-{n}")
+        future.result(timeout=10)
+
+    found = listed(local_stack, subscription, capsys, run)
+    assert set(found) == {"big-0", "big-1", "big-2"}
+    assert all("over the column's maxLength" in letter["reason"] for letter in found.values())
