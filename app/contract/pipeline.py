@@ -53,13 +53,12 @@ class PipelineSettings:
           4-5 minutes in 3) and messages whose subscriber was killed, while without one every
           run redelivered everything and dead-lettered a message nacked on every delivery
           within a second;
-        - a killed subscriber's messages are redelivered several times before they reach a live
-          one (the emulator keeps handing them to the dead stream), and each of those deliveries
-          counts: with 5 attempts, two SIGKILLs of the bridge dead-lettered a valid event (stored
-          valid messages reach attempt 5-6 in the chaos test). The cloud's BigQuery subscription
-          has no process to kill, so only the local stand-in needs the headroom. With 100 (the
-          most Pub/Sub allows) poison messages took over 90 s to get through their redeliveries
-          behind a backlog; 20 leaves a valid message 3x the margin measured.
+        - every crash of the bridge costs what it held one delivery attempt (and, with the
+          streaming pull it used to have, several: two SIGKILLs dead-lettered a valid event with
+          5 attempts). The cloud's BigQuery subscription has no process to kill, so only the
+          local stand-in needs the headroom: with 20 a valid message survives 19 crashes (the
+          chaos test's stored messages reach attempt 3). With 100 (the most Pub/Sub allows)
+          poison messages took over 90 s to get through their redeliveries behind a backlog.
 
         The bridge never nacks a message that fits, so only poison messages see the difference.
         `retry_maximum_backoff_seconds == 0` means no policy.
