@@ -2,8 +2,9 @@
 
 Ceilings, measured in the same run on the same emulators, with the same events:
 
-- Pub/Sub: the emulator's own publish + streaming-pull rate on a topic and subscription of their
-  own, with the replay's publisher settings and as many streams as the bridge opens, acking at once;
+- Pub/Sub: the emulator's own publish + pull rate on a topic and subscription of their own, with
+  the replay's publisher settings and as many threads calling Pull as the bridge has pullers,
+  acking at once;
 - warehouse: bqemulator's own `insertAll` rate into a table of its own with the table's schema, in
   the bridge's batch size from as many threads as the bridge has writers.
 
@@ -32,7 +33,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from google.cloud import bigquery, pubsub_v1
-from google.cloud.pubsub_v1.subscriber.message import Message
 
 from app.bridge import Bridge, RowMapper
 from app.contract.flight_event import encode_event
@@ -66,9 +66,9 @@ class IngestResults:
 
 
 def _bridge_defaults() -> dict[str, Any]:
-    """The bridge's streams, writers and batch size, so the ceilings use the bridge's own shape."""
+    """The bridge's pullers, writers and batch size, so the ceilings use the bridge's own shape."""
     parameters = inspect.signature(Bridge.__init__).parameters
-    return {name: parameters[name].default for name in ("streams", "writers", "batch_rows")}
+    return {name: parameters[name].default for name in ("pullers", "writers", "batch_rows")}
 
 
 def events_to_replay(config: IngestConfig) -> list[bytes]:
@@ -80,8 +80,8 @@ def events_to_replay(config: IngestConfig) -> list[bytes]:
     return events
 
 
-def pubsub_ceiling(stack: LocalStack, events: list[bytes], streams: int, timeout: float) -> float:
-    """Messages/s the emulator moves from publish to ack through `streams` streaming pulls."""
+def pubsub_ceiling(stack: LocalStack, events: list[bytes], pullers: int, timeout: float) -> float:
+    """Messages/s the emulator moves from publish to ack through `pullers` threads calling Pull."""
     suffix = uuid.uuid4().hex[:8]
     settings = replace(
         stack.settings,
@@ -94,36 +94,32 @@ def pubsub_ceiling(stack: LocalStack, events: list[bytes], streams: int, timeout
     provision_pubsub(admin_publisher, admin_subscriber, stack.project, settings)
     admin_subscriber.close()
     received = 0
-    done = threading.Event()
     lock = threading.Lock()
-
-    def on_message(message: Message) -> None:
-        nonlocal received
-        message.ack()
-        with lock:
-            received += 1
-            if received >= len(events):
-                done.set()
-
     subscription = f"projects/{stack.project}/subscriptions/{settings.subscription}"
-    clients = [stack.subscriber() for _ in range(streams)]
-    flow = pubsub_v1.types.FlowControl(max_messages=2_000)
-    pulls = [client.subscribe(subscription, on_message, flow_control=flow) for client in clients]
+
+    def pull_and_ack(deadline: float) -> None:
+        nonlocal received
+        subscriber = stack.subscriber()
+        while received < len(events) and time.monotonic() < deadline:
+            response = subscriber.pull(subscription=subscription, max_messages=1_000, timeout=5)
+            ack_ids = [m.ack_id for m in response.received_messages]
+            if ack_ids:
+                subscriber.acknowledge(subscription=subscription, ack_ids=ack_ids)
+            with lock:
+                received += len(ack_ids)
+        subscriber.close()
+
     client = publisher(stack.pubsub_host)
     topic = f"projects/{stack.project}/topics/{settings.topic}"
     began = time.monotonic()
-    futures = [client.publish(topic, data, **REPLAY_ATTRIBUTES) for data in events]
-    for future in futures:
-        future.result(timeout=timeout)
-    done.wait(timeout)
+    with ThreadPoolExecutor(pullers) as pool:
+        pulls = [pool.submit(pull_and_ack, began + timeout) for _ in range(pullers)]
+        futures = [client.publish(topic, data, **REPLAY_ATTRIBUTES) for data in events]
+        for future in futures:
+            future.result(timeout=timeout)
+        for pull in pulls:
+            pull.result()
     elapsed = time.monotonic() - began
-    for pull in pulls:
-        pull.cancel()
-    for pull in pulls:  # let the streams flush their last acks before their channels close
-        with contextlib.suppress(Exception):
-            pull.result(timeout=10)
-    for subscriber in clients:
-        subscriber.close()
     client.stop()
     return received / elapsed
 
@@ -292,9 +288,9 @@ def measure_ingest(
 ) -> IngestResults:
     shape = _bridge_defaults()
     events = events_to_replay(config)
-    log(f"  ingest: Pub/Sub emulator ceiling ({len(events):,} messages, {shape['streams']} streams)")
+    log(f"  ingest: Pub/Sub emulator ceiling ({len(events):,} messages, {shape['pullers']} pullers)")
     pubsub_rate = pubsub_ceiling(
-        stack, events, shape["streams"], max(config.timeout_seconds, len(events) / 200)
+        stack, events, shape["pullers"], max(config.timeout_seconds, len(events) / 200)
     )
     log(
         f"  ingest: warehouse emulator ceiling ({shape['writers']} writers, batches of {shape['batch_rows']})"

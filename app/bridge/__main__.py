@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The client library logs every lease drop and stream retry at INFO; keep ours readable.
+    # The client libraries log their retries and connection details at INFO; keep ours readable.
     logging.getLogger("google").setLevel(logging.WARNING)
     try:
         config = BridgeConfig.load(args.stack_file)
@@ -62,13 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     bridge = config.build()
     print(
         f"bridge pid {os.getpid()}: {config.subscription} -> {config.table} "
-        f"({config.streams} streams, messages held through warehouse outages, "
+        f"({config.pullers} pullers, messages held through warehouse outages, "
         f"drain {config.drain_seconds} s on SIGTERM)",
         flush=True,
     )
     bridge.start()
     while not stop.wait(STATUS_INTERVAL_SECONDS):
-        bridge.supervise()
         if config.status_file:
             write_status(config.status_file, bridge, running=True)
     logging.getLogger(__name__).info("stopping: draining %d held messages", bridge.held())

@@ -42,7 +42,7 @@ class BridgeConfig:
     pubsub_emulator_host: str | None = None
     bigquery_api_endpoint: str | None = None
     status_file: Path | None = None
-    streams: int = 4
+    pullers: int = 4
     drain_seconds: int = 10
 
     @property
@@ -60,7 +60,7 @@ class BridgeConfig:
             pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST") or None,
             bigquery_api_endpoint=env.get("BIGQUERY_API_ENDPOINT") or None,
             status_file=Path(env["BRIDGE_STATUS_FILE"]) if env.get("BRIDGE_STATUS_FILE") else None,
-            streams=_int(env, "BRIDGE_STREAMS", cls.streams),
+            pullers=_int(env, "BRIDGE_PULLERS", cls.pullers),
             drain_seconds=_int(env, "BRIDGE_DRAIN_SECONDS", cls.drain_seconds),
         )
 
@@ -91,7 +91,7 @@ class BridgeConfig:
         env = {
             "BRIDGE_SUBSCRIPTION": self.subscription,
             "BRIDGE_TABLE": self.table,
-            "BRIDGE_STREAMS": str(self.streams),
+            "BRIDGE_PULLERS": str(self.pullers),
             "BRIDGE_DRAIN_SECONDS": str(self.drain_seconds),
         }
         optional = {
@@ -110,5 +110,5 @@ class BridgeConfig:
             subscriber_factory=self.subscriber,
             table=Table(client, self.table),
             subscription_path=self.subscription,
-            streams=self.streams,
+            pullers=self.pullers,
         )

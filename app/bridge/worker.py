@@ -1,8 +1,12 @@
 """The bridge worker: what a BigQuery subscription does in the cloud, done by a local process.
 
-Several streaming pulls feed one queue (the Pub/Sub emulator paces each stream at about
-1,950 messages/s, so throughput needs more than one); writer threads insert batches with the
-message id as insert id and ack a message only after its row was accepted.
+Puller threads call Pub/Sub's unary Pull (several: the emulator answers each caller at a
+limited rate) and feed one queue; writer threads insert batches with the message id as insert
+id and ack a message only after its row was accepted. The bridge keeps its own leases
+(`Leases`) rather than the client library's streaming pull: Google's Pub/Sub emulator goes on
+handing a killed streaming subscriber's messages to its dead stream for a minute or more, each
+time spending a delivery attempt, whereas a killed bridge's pulled messages come back as soon as
+their 10 s lease lapses (docs/ingest.md).
 
 What happens to a message:
 
@@ -10,15 +14,14 @@ What happens to a message:
   Pub/Sub redelivers it and, after the subscription's max delivery attempts, moves it to the
   dead-letter topic;
 - the warehouse is away, slow, rate-limited or unwell, or the table is missing, forbidden or of
-  the wrong shape: the message is **held**. The client's lease management keeps extending its
-  lease (up to `max_lease_duration`, set to the topic's retention), so no delivery attempt is
-  spent; the writer retries with jittered exponential backoff and reports the table's state
-  (the cloud's subscription states) until the write succeeds. Flow control bounds how much is
-  held, so memory stays flat however long the outage;
-- a streaming pull that ends with an error is reopened with backoff; the bridge never stops
-  on its own;
-- `stop()` drains: new deliveries are nacked, queued and in-flight batches are written for up
-  to `drain_seconds`, and only what still could not be stored then is nacked.
+  the wrong shape: the message is **held**. Its lease is extended for as long as it is held, so
+  no delivery attempt is spent; the writer retries with jittered exponential backoff and reports
+  the table's state (the cloud's subscription states) until the write succeeds. The pullers stop
+  pulling while `max_held` messages are held, so memory stays flat however long the outage;
+- a pull that fails (the subscription deleted, the emulator away) is retried with backoff; the
+  bridge never stops on its own;
+- `stop()` drains: pulling stops, queued and in-flight batches are written for up to
+  `drain_seconds`, and only what still could not be stored then is nacked.
 
 Nothing is acked that was not stored; a crash at any moment only causes redelivery, and the
 API's reads, which keep one row per event id, make the duplicates harmless.
@@ -26,7 +29,6 @@ API's reads, which keep one row per event id, make the duplicates harmless.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -39,8 +41,8 @@ from typing import Any
 
 from google.api_core.retry import exponential_sleep_generator
 from google.cloud import pubsub_v1
-from google.cloud.pubsub_v1.subscriber.message import Message
 
+from app.bridge.leases import Leases, Received
 from app.bridge.mapping import DoesNotFit, RowMapper
 from app.bridge.warehouse import Table, TableState, WarehouseProblem
 
@@ -48,8 +50,12 @@ log = logging.getLogger(__name__)
 
 # A single row a healthy server refuses this many times in a row is taken for a bad row.
 BAD_ROW_STRIKES = 3
+MAX_MESSAGES_PER_PULL = 1_000  # the most one Pull request may ask for
+# The emulator answers a Pull with nothing about a second before this deadline when it has nothing.
+PULL_TIMEOUT_SECONDS = 5.0
+PULL_BACKOFF_SECONDS = (1.0, 30.0)  # first and longest wait before a failed pull is retried
 
-Item = tuple[dict[str, Any], Message]
+Item = tuple[dict[str, Any], Received]
 
 
 @dataclass
@@ -61,6 +67,7 @@ class BridgeStats:
     refused: int = 0  # nacked because the warehouse refused the row
     released: int = 0  # handed back unstored at shutdown (nacked, redelivered later)
     failed_writes: int = 0  # insert requests that failed and were retried
+    failed_pulls: int = 0  # pull requests that failed and were retried
     # How close a valid message came to the dead-letter topic: the highest delivery attempt
     # of any stored message (0 without a dead-letter policy, which is what numbers attempts).
     highest_attempt_stored: int = 0
@@ -112,17 +119,8 @@ class _Part:
     strikes: int = 0
 
 
-@dataclass
-class _Stream:
-    client: pubsub_v1.SubscriberClient
-    pull: Any = None
-    opened_at: float = 0.0
-    reopen_at: float | None = None
-    backoff: Iterator[float] = field(default_factory=lambda: exponential_sleep_generator(1.0, 30.0))
-
-
 class Bridge:
-    """Drains one subscription into one table; `start()`, `supervise()` periodically, then `stop()`."""
+    """Drains one subscription into one table; `start()`, then `stop()`."""
 
     def __init__(
         self,
@@ -130,10 +128,9 @@ class Bridge:
         subscriber_factory: Callable[[], pubsub_v1.SubscriberClient],
         table: Table,
         subscription_path: str,
-        streams: int = 4,
+        pullers: int = 4,
         writers: int = 2,
-        max_messages_per_stream: int = 2_500,
-        max_lease_seconds: float = 7 * 24 * 3600,
+        max_held: int = 10_000,
         batch_rows: int = 5_000,
         batch_bytes: int = 8_000_000,
         batch_latency_seconds: float = 0.2,
@@ -142,65 +139,35 @@ class Bridge:
         self._subscriber_factory = subscriber_factory
         self._table = table
         self._subscription_path = subscription_path
-        self._stream_count = streams
+        self._puller_count = pullers
         self._writer_count = writers
-        self.flow_control = pubsub_v1.types.FlowControl(
-            max_messages=max_messages_per_stream,
-            # Held messages keep their lease for as long as Pub/Sub keeps them (the cloud default
-            # of one hour would let an outage spend delivery attempts).
-            max_lease_duration=max_lease_seconds,
-            # Leases are extended 10 s at a time (the client's default is 60 s): a crashed
-            # bridge's messages come back after 10 s rather than 60 s. The Pub/Sub emulator keeps
-            # handing messages to a killed subscriber's stream for a while, so a crash costs a few
-            # of these rounds (measured: 20-90 s to get 3,000 held messages back, against up to
-            # 300 s with the default). Only the local bridge uses this: in the cloud the BigQuery
-            # subscription writes the table.
-            max_duration_per_lease_extension=10,
-        )
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
         self._batch_latency = batch_latency_seconds
         self._max_backoff = max_backoff_seconds
         self._mapper = RowMapper(subscription_path)
-        self._queue: queue.Queue[Item] = queue.Queue()  # unfinished_tasks = queued + being written
-        self._draining = threading.Event()  # deliveries are nacked, not queued
+        self._lease_client = subscriber_factory()
+        self._leases = Leases(self._lease_client, subscription_path, max_held)
+        self._queue: queue.Queue[Item] = queue.Queue()
+        self._draining = threading.Event()  # pulling stops; what a pull still brings is nacked
         self._abandon = threading.Event()  # writers hand back what they hold instead of retrying
         self._stopped = threading.Event()
-        self._streams: list[_Stream] = []
-        self._threads: list[threading.Thread] = []
+        self._writers: list[threading.Thread] = []
+        self._pullers: list[threading.Thread] = []
+        self._leaser = threading.Thread(target=self._leases.run, name="bridge-leases", daemon=True)
         self.stats = BridgeStats()
 
     # Lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        self._leaser.start()
         for n in range(self._writer_count):
-            thread = threading.Thread(target=self._write_loop, name=f"bridge-writer-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        for _ in range(self._stream_count):
-            stream = _Stream(self._subscriber_factory())
-            self._open(stream)
-            self._streams.append(stream)
-
-    def supervise(self) -> None:
-        """Reopen streaming pulls that ended with an error, with backoff; call it every second or so."""
-        now = time.monotonic()
-        for stream in self._streams:
-            if self._stopped.is_set() or not stream.pull.done():
-                continue
-            if stream.reopen_at is None:
-                if now - stream.opened_at > 60:  # it had been healthy: start the backoff afresh
-                    stream.backoff = exponential_sleep_generator(1.0, 30.0)
-                delay = next(stream.backoff)
-                stream.reopen_at = now + delay
-                log.warning(
-                    "streaming pull ended (%r); reopening in %.1f s", stream.pull.exception(timeout=0), delay
-                )
-            elif now >= stream.reopen_at:
-                self._open(stream)
+            self._writers.append(self._thread(self._write_loop, f"bridge-writer-{n}"))
+        for n in range(self._puller_count):
+            self._pullers.append(self._thread(self._pull_loop, f"bridge-puller-{n}"))
 
     def held(self) -> int:
-        """Messages received and not yet acked or nacked (queued or being written)."""
-        return self._queue.unfinished_tasks
+        """Messages pulled and not yet acked or nacked (being mapped, queued or being written)."""
+        return self._leases.held()
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Drain: write what was received for up to `drain_seconds`, hand back the rest, close."""
@@ -210,31 +177,61 @@ class Bridge:
             time.sleep(0.05)
         self._abandon.set()
         self._stopped.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
+        for thread in self._writers + self._pullers:  # a puller ends when its last pull returns
+            thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
         while True:
             try:
                 self._queue.get_nowait()[1].nack()
             except queue.Empty:
                 break
-            self._queue.task_done()
             self.stats.add(released=1)
-        for stream in self._streams:
-            stream.pull.cancel()
-        for stream in self._streams:
-            # A stream that had already failed was reported by supervise(); stopping goes on regardless.
-            with contextlib.suppress(Exception):
-                stream.pull.result(timeout=10)
-            stream.client.close()
+        self._leases.close()
+        self._leaser.join(timeout=10)
+        self._lease_client.close()
+
+    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
 
     # Receiving -----------------------------------------------------------------------------
-    def _open(self, stream: _Stream) -> None:
-        stream.pull = stream.client.subscribe(
-            self._subscription_path, self._on_message, flow_control=self.flow_control
-        )
-        stream.opened_at, stream.reopen_at = time.monotonic(), None
+    def _pull_loop(self) -> None:
+        """Pull while there is room under `max_held`; a failing pull is retried with backoff."""
+        client = self._subscriber_factory()
+        backoff: Iterator[float] | None = None
+        try:
+            while not self._draining.is_set():
+                room = self._leases.reserve(MAX_MESSAGES_PER_PULL, timeout=0.5)
+                if not room:
+                    continue
+                try:
+                    response = client.pull(
+                        subscription=self._subscription_path,
+                        max_messages=room,
+                        retry=None,
+                        timeout=PULL_TIMEOUT_SECONDS,
+                    )
+                except Exception as exc:  # the subscription deleted, the emulator away, or a bug
+                    self._leases.add((), reserved=room)
+                    self.stats.add(failed_pulls=1)
+                    backoff = backoff or exponential_sleep_generator(*PULL_BACKOFF_SECONDS)
+                    delay = next(backoff)
+                    log.warning("pull failed (%r); retrying in %.1f s", exc, delay)
+                    self._draining.wait(delay)
+                    continue
+                backoff = None
+                received = [Received.from_pulled(m, self._leases) for m in response.received_messages]
+                self._leases.add([message.ack_id for message in received], reserved=room)
+                for message in received:
+                    try:
+                        self._on_message(message)
+                    except Exception:  # a bug must not strand a held message: hand it back, go on
+                        log.exception("receiving message %s failed unexpectedly", message.message_id)
+                        message.nack()
+        finally:
+            client.close()
 
-    def _on_message(self, message: Message) -> None:
+    def _on_message(self, message: Received) -> None:
         if self._draining.is_set():
             message.nack()
             return
@@ -286,9 +283,6 @@ class Bridge:
                 log.exception("writing a batch of %d rows failed unexpectedly", len(batch))
                 for _, message in batch:
                     message.nack()
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
 
     def _deliver(self, batch: list[Item]) -> None:
         """Store every row or nack the ones the warehouse refuses; hold the rest through any outage."""
@@ -346,7 +340,7 @@ class Bridge:
         self.stats.set_state(TableState.ACTIVE)
         return True
 
-    def _refuse(self, message: Message, reason: str) -> None:
+    def _refuse(self, message: Received, reason: str) -> None:
         log.warning(
             "warehouse refused message %s (delivery attempt %s): %s",
             message.message_id,

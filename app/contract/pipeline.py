@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 # Pub/Sub accepts 5-100 delivery attempts; see PipelineSettings.on_local_emulator() for why 20 locally.
 LOCAL_MAX_DELIVERY_ATTEMPTS = 20
+# The local bridge's lease (app/bridge/leases.py LEASE_SECONDS); Pub/Sub's minimum.
+LOCAL_ACK_DEADLINE_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class PipelineSettings:
     # A pull subscription on the dead-letter topic, so operators can inspect what failed.
     dead_letter_subscription: str = "flight-events-dead-letter-inspect"
     ack_deadline_seconds: int = 60
+    # The inspection subscription's: the dead-letter tool holds what it lists while it works.
+    # (The cloud stacks use ack_deadline_seconds for both; only the local one shortens that.)
+    dead_letter_ack_deadline_seconds: int = 60
     max_delivery_attempts: int = 5
     retry_minimum_backoff_seconds: int = 10
     retry_maximum_backoff_seconds: int = 600
@@ -38,7 +43,7 @@ class PipelineSettings:
     clustering_fields: tuple[str, ...] = ("carrier", "origin", "destination")
 
     def on_local_emulator(self) -> PipelineSettings:
-        """The local emulator's pipeline: no retry policy, and 20 delivery attempts instead of 5.
+        """The local emulator's pipeline: no retry policy, 20 delivery attempts instead of 5, 10 s leases.
 
         Local only; the cloud keeps the settings above. Measured on Google's emulator
         (cloud-pubsub-emulator 0.8.20):
@@ -48,19 +53,23 @@ class PipelineSettings:
           4-5 minutes in 3) and messages whose subscriber was killed, while without one every
           run redelivered everything and dead-lettered a message nacked on every delivery
           within a second;
-        - a killed subscriber's messages are redelivered several times before they reach a live
-          one (the emulator keeps handing them to the dead stream), and each of those deliveries
-          counts: with 5 attempts, two SIGKILLs of the bridge dead-lettered a valid event (stored
-          valid messages reach attempt 5-6 in the chaos test). The cloud's BigQuery subscription
-          has no process to kill, so only the local stand-in needs the headroom. With 100 (the
-          most Pub/Sub allows) poison messages took over 90 s to get through their redeliveries
-          behind a backlog; 20 leaves a valid message 3x the margin measured.
+        - every crash of the bridge costs what it held one delivery attempt (and, with the
+          streaming pull it used to have, several: two SIGKILLs dead-lettered a valid event with
+          5 attempts). The cloud's BigQuery subscription has no process to kill, so only the
+          local stand-in needs the headroom: with 20 a valid message survives 19 crashes (the
+          chaos test's stored messages reach attempt 3). With 100 (the most Pub/Sub allows)
+          poison messages took over 90 s to get through their redeliveries behind a backlog.
 
         The bridge never nacks a message that fits, so only poison messages see the difference.
-        `retry_maximum_backoff_seconds == 0` means no policy. See docs/ingest.md.
+        `retry_maximum_backoff_seconds == 0` means no policy.
+
+        The ack deadline is the bridge's lease, 10 s: the emulator hands new messages to a Pull
+        that a killed bridge left waiting, and they come back only when that first deadline
+        lapses (with 60 s a killed bridge's messages came back 50-60 s later; see docs/ingest.md).
         """
         return replace(
             self,
+            ack_deadline_seconds=LOCAL_ACK_DEADLINE_SECONDS,
             retry_minimum_backoff_seconds=0,
             retry_maximum_backoff_seconds=0,
             max_delivery_attempts=LOCAL_MAX_DELIVERY_ATTEMPTS,

@@ -144,8 +144,9 @@ def _delivery_policy(stack: LocalStack) -> str:
         "stalls redeliveries for minutes, see docs/ingest.md)"
     )
     return (
-        f"delivery: ack deadline {local.ack_deadline_seconds} s, retry backoff {backoff}; "
-        f"dead letter after {local.max_delivery_attempts} delivery attempts"
+        f"delivery: ack deadline {local.ack_deadline_seconds} s (the cloud's {cloud.ack_deadline_seconds} s: "
+        f"the bridge's lease), retry backoff {backoff}; dead letter after {local.max_delivery_attempts} "
+        f"delivery attempts (the cloud's {cloud.max_delivery_attempts})"
     )
 
 

@@ -61,7 +61,7 @@ def provision_pubsub(
         {
             "name": subscriber.subscription_path(project, settings.dead_letter_subscription),
             "topic": dead_letter_topic,
-            "ack_deadline_seconds": settings.ack_deadline_seconds,
+            "ack_deadline_seconds": settings.dead_letter_ack_deadline_seconds,
             "message_retention_duration": Duration(seconds=settings.message_retention_seconds),
         },
     ]

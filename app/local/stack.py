@@ -55,7 +55,7 @@ class StackConfig:
     start_api: bool = True
     state_dir: Path = REPO_ROOT / ".local"
     settings: PipelineSettings = LOCAL_PIPELINE
-    bridge_streams: int = 4
+    bridge_pullers: int = 4
     bridge_drain_seconds: int = 10
     startup_timeout_seconds: float = 60.0
 
@@ -156,7 +156,7 @@ class LocalStack:
             pubsub_emulator_host=self.pubsub_host,
             bigquery_api_endpoint=self.bigquery_endpoint,
             status_file=self.bridge_status_file,
-            streams=self.config.bridge_streams,
+            pullers=self.config.bridge_pullers,
             drain_seconds=self.config.bridge_drain_seconds,
         )
 

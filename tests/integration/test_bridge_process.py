@@ -1,5 +1,5 @@
 """`python -m app.bridge` as a process: it drains on SIGTERM, holds messages through table problems
-and reports them as the cloud's subscription states, and outlives a broken streaming pull.
+and reports them as the cloud's subscription states, and outlives failing pulls.
 
 Each test gets its own topic, subscriptions and table on the session's emulators and runs its
 own bridge process, so it can break them without touching the shared pipeline.
@@ -23,7 +23,9 @@ import pytest
 from google.cloud import bigquery
 
 from app.bridge.config import BridgeConfig
+from app.bridge.leases import LEASE_SECONDS
 from app.contract.flight_event import encode_event
+from app.contract.pipeline import PIPELINE
 from app.local.provision import provision_bigquery, provision_pubsub
 from tests.factories import flight_event
 
@@ -170,8 +172,8 @@ def test_a_missing_table_is_reported_held_and_written_once_it_exists(pipeline):
     assert pipeline.dead_letters() == 0
 
 
-def test_a_broken_streaming_pull_is_reopened_with_backoff(pipeline):
-    """The subscription disappears under the bridge: its streams fail; it reopens them and goes on."""
+def test_a_failing_pull_is_retried_with_backoff(pipeline):
+    """The subscription disappears under the bridge: its pulls fail; it retries them and goes on."""
     provision_bigquery(pipeline.stack.bigquery(), pipeline.stack.project, pipeline.settings)
     subscriber = pipeline.stack.subscriber()
     path = f"projects/{pipeline.stack.project}/subscriptions/{pipeline.settings.subscription}"
@@ -179,7 +181,8 @@ def test_a_broken_streaming_pull_is_reopened_with_backoff(pipeline):
     try:
         assert wait_for(lambda: pipeline.status().get("running") is True, 30), pipeline.log()
         subscriber.delete_subscription(subscription=path, timeout=10)
-        assert wait_for(lambda: "reopening in" in pipeline.log(), 30), pipeline.log()
+        assert wait_for(lambda: pipeline.status().get("failed_pulls", 0) > 0, 30), pipeline.log()
+        assert "pull failed" in pipeline.log()
         publisher = pipeline.stack.publisher()
         provision_pubsub(publisher, subscriber, pipeline.stack.project, pipeline.settings)
         ids = pipeline.publish(100, "reopened")
@@ -188,3 +191,17 @@ def test_a_broken_streaming_pull_is_reopened_with_backoff(pipeline):
     finally:
         stop(bridge)
         subscriber.close()
+
+
+def test_the_warehouse_subscription_leases_no_longer_than_the_bridge(local_stack):
+    """What the emulator hands to a Pull a killed bridge left waiting comes back within a lease."""
+    subscriber = local_stack.subscriber()
+    try:
+        warehouse = subscriber.get_subscription(subscription=local_stack.subscription_path, timeout=10)
+        inspection = subscriber.get_subscription(
+            subscription=local_stack.dead_letter_subscription_path, timeout=10
+        )
+    finally:
+        subscriber.close()
+    assert warehouse.ack_deadline_seconds == LEASE_SECONDS
+    assert inspection.ack_deadline_seconds == PIPELINE.dead_letter_ack_deadline_seconds, "listing needs time"

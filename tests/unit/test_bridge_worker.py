@@ -3,7 +3,8 @@
 A fake warehouse scripts the answers: transient failures (connection refused, timeouts, 429,
 5xx, a 500 from a server whose table does not answer) and table-level problems must hold the
 messages (no nack: a nack spends a delivery attempt) until a write succeeds; a 500 from a
-server whose table answers is a bad row, isolated by halving the batch.
+server whose table answers is a bad row, isolated by halving the batch. A fake subscriber
+answers the pullers' Pull requests and records acks, nacks and lease extensions.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from google.api_core.exceptions import (
     TooManyRequests,
 )
 from google.cloud import bigquery
+from google.pubsub_v1.types import PubsubMessage, PullResponse, ReceivedMessage
 
-from app.bridge import Bridge, Table, TableState
+from app.bridge import Bridge, Table, TableState, leases, worker
 from app.bridge.warehouse import problem_from, schema_mismatch
 from app.bridge.worker import BAD_ROW_STRIKES
 from app.contract.flight_event import encode_event
@@ -100,15 +102,100 @@ class FakeWarehouse:
             return errors
 
 
-def bridge_for(warehouse: FakeWarehouse, **kwargs) -> Bridge:
+class FakeSubscriber:
+    """Pull, acknowledge and modify_ack_deadline like the SubscriberClient, on scripted messages.
+
+    `pending` is handed out oldest first (nothing is redelivered); `pull_failures` are raised by
+    the first pulls; `during_pull(n)` runs inside the n-th pull (1-based), before it answers.
+    """
+
+    SUBSCRIPTION = "projects/p/subscriptions/s"
+
+    def __init__(self, payloads=(), *, pull_failures=(), during_pull=None, delivery_attempt=1):
+        self.pending = [
+            ReceivedMessage(
+                ack_id=f"ack-{n}",
+                message=PubsubMessage(data=data, message_id=str(n), publish_time=PUBLISHED),
+                delivery_attempt=delivery_attempt + n % 3,
+            )
+            for n, data in enumerate(payloads)
+        ]
+        self.pull_failures = list(pull_failures)
+        self.during_pull = during_pull
+        self.pulls: list[int] = []  # max_messages of every pull that answered
+        self.acks: list[list[str]] = []  # ack ids of every acknowledge request
+        self.deadlines: list[tuple[int, list[str]]] = []  # every modify_ack_deadline request
+        self.lock = threading.Lock()
+
+    def pull(self, *, subscription, max_messages, retry, timeout):
+        assert (subscription, retry) == (self.SUBSCRIPTION, None)
+        assert 0 < max_messages <= 1_000
+        with self.lock:
+            if self.pull_failures:
+                raise self.pull_failures.pop(0)
+            self.pulls.append(max_messages)
+            if self.during_pull:
+                self.during_pull(len(self.pulls))
+            taken, self.pending = self.pending[:max_messages], self.pending[max_messages:]
+        if not taken:
+            time.sleep(0.01)  # the emulator waits for messages until shortly before the timeout
+        return PullResponse(received_messages=taken)
+
+    def acknowledge(self, *, subscription, ack_ids, retry, timeout):
+        assert len(ack_ids) <= leases.ACK_IDS_PER_REQUEST
+        with self.lock:
+            self.acks.append(list(ack_ids))
+
+    def modify_ack_deadline(self, *, subscription, ack_ids, ack_deadline_seconds, retry, timeout):
+        assert len(ack_ids) <= leases.ACK_IDS_PER_REQUEST
+        with self.lock:
+            self.deadlines.append((ack_deadline_seconds, list(ack_ids)))
+
+    def close(self) -> None:
+        pass
+
+    def acked(self) -> list[str]:
+        with self.lock:
+            return [ack_id for request in self.acks for ack_id in request]
+
+    def nacked(self) -> list[str]:
+        with self.lock:
+            return [ack_id for deadline, ids in self.deadlines if deadline == 0 for ack_id in ids]
+
+    def extensions(self) -> dict[str, int]:
+        """How many times each ack id's lease was extended."""
+        with self.lock:
+            counts: dict[str, int] = {}
+            for deadline, ids in self.deadlines:
+                for ack_id in ids if deadline == leases.LEASE_SECONDS else ():
+                    counts[ack_id] = counts.get(ack_id, 0) + 1
+            return counts
+
+
+def bridge_for(warehouse: FakeWarehouse, subscriber: FakeSubscriber | None = None, **kwargs) -> Bridge:
+    subscriber = subscriber or FakeSubscriber()
     return Bridge(
-        subscriber_factory=lambda: None,
+        subscriber_factory=lambda: subscriber,
         table=Table(warehouse, "p.d.t"),
-        subscription_path="projects/p/subscriptions/s",
-        streams=0,
+        subscription_path=FakeSubscriber.SUBSCRIPTION,
+        pullers=kwargs.pop("pullers", 0),
         max_backoff_seconds=0.01,
         **kwargs,
     )
+
+
+def valid_payloads(count: int, prefix: str = "e") -> list[bytes]:
+    event = json.loads(encode_event(flight_event("template")))
+    return [json.dumps(event | {"event_id": f"{prefix}{n}"}).encode() for n in range(count)]
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def deliver(warehouse: FakeWarehouse, count: int) -> tuple[Bridge, list[FakeMessage]]:
@@ -228,34 +315,106 @@ def test_failures_are_classified(failure, state, row_suspect):
     assert (problem.state, problem.row_suspect) == (state, row_suspect)
 
 
-def test_stop_drains_what_it_can_and_hands_back_the_rest_unstored():
-    """SIGTERM during an outage: wait the drain time, then nack (never ack) what is still held."""
-    warehouse = FakeWarehouse(outages=[requests.ConnectTimeout("paused")] * 10_000, probe_fails=True)
-    bridge = bridge_for(warehouse, writers=1)
+def test_pulled_messages_are_leased_until_stored_then_acked_in_batches():
+    payloads = valid_payloads(3_000)
+    subscriber = FakeSubscriber(payloads, delivery_attempt=4)
+    warehouse = FakeWarehouse()
+    bridge = bridge_for(warehouse, subscriber, pullers=2)
     bridge.start()
-    event = json.loads(encode_event(flight_event("drain-1")))
-    payloads = [json.dumps(event | {"event_id": f"d{n}"}).encode() for n in range(3)]
-    messages = [FakeMessage(str(n), data=data) for n, data in enumerate(payloads)]
-    for m in messages:
-        bridge._on_message(m)
-    late = FakeMessage("late", data=json.dumps(event).encode())
-    started = time.monotonic()
-    bridge._draining.set()
-    bridge._on_message(late)
-    bridge.stop(drain_seconds=0.3)
-    assert time.monotonic() - started < 5
-    assert late.outcome == ["nack"], "deliveries during a drain go straight back"
-    assert all(m.outcome == ["nack"] for m in messages), "held through the drain, then handed back"
-    assert warehouse.stored == []
-    assert bridge.stats.released == 3
+    try:
+        assert wait_for(lambda: len(subscriber.acked()) == 3_000), bridge.stats.snapshot()
+    finally:
+        bridge.stop(drain_seconds=1)
+    assert sorted(subscriber.acked()) == sorted(f"ack-{n}" for n in range(3_000)), "each acked once"
+    assert sorted(warehouse.stored, key=int) == [str(n) for n in range(3_000)]
+    assert subscriber.nacked() == []
+    assert all(size <= 1_000 for size in subscriber.pulls)
+    assert bridge.stats.stored == 3_000
+    assert bridge.stats.highest_attempt_stored == 6, "ReceivedMessage.delivery_attempt reaches the status"
     assert bridge.held() == 0
 
 
+def test_an_outage_holds_at_most_max_held_and_keeps_their_leases_until_stored(monkeypatch):
+    """No nack while the warehouse is away: the leases are renewed; no pull beyond the cap."""
+    monkeypatch.setattr(leases, "EXTEND_EVERY_SECONDS", 0.05)
+    warehouse = FakeWarehouse(outages=[requests.ConnectTimeout("paused")] * 10_000, probe_fails=True)
+    subscriber = FakeSubscriber(valid_payloads(120))
+    bridge = bridge_for(warehouse, subscriber, pullers=3, max_held=50, writers=1)
+    bridge.start()
+    try:
+        assert wait_for(lambda: bridge.stats.failed_writes >= 10)
+        assert bridge.held() == 50
+        assert sum(subscriber.pulls) == 50, "nothing pulled beyond what may be held"
+        held = [f"ack-{n}" for n in range(50)]
+        assert wait_for(lambda: all(subscriber.extensions().get(a, 0) >= 3 for a in held))
+        assert subscriber.nacked() == []
+        assert subscriber.acked() == []
+        with warehouse.lock:  # the warehouse is back
+            warehouse.outages.clear()
+            warehouse.probe_failures = 0
+        assert wait_for(lambda: len(subscriber.acked()) == 120), bridge.stats.snapshot()
+    finally:
+        bridge.stop(drain_seconds=1)
+    assert subscriber.nacked() == []
+    assert sorted(set(warehouse.stored), key=int) == [str(n) for n in range(120)]
+
+
+def test_a_failing_pull_is_retried_with_backoff_and_the_bridge_goes_on(monkeypatch, caplog):
+    """The subscription deleted or the emulator away: the puller waits, then pulls again."""
+    monkeypatch.setattr(worker, "PULL_BACKOFF_SECONDS", (0.01, 0.05))
+    failures = [NotFound("Subscription does not exist"), ServiceUnavailable("connection refused")] * 3
+    subscriber = FakeSubscriber(valid_payloads(10), pull_failures=failures)
+    warehouse = FakeWarehouse()
+    bridge = bridge_for(warehouse, subscriber, pullers=1)
+    bridge.start()
+    try:
+        assert wait_for(lambda: len(subscriber.acked()) == 10)
+    finally:
+        bridge.stop(drain_seconds=1)
+    assert bridge.stats.failed_pulls == 6
+    assert "pull failed" in caplog.text
+    assert len(warehouse.stored) == 10
+
+
+def test_stop_drains_what_it_can_and_hands_back_the_rest_unstored():
+    """SIGTERM during an outage: pulling stops, the drain time passes, then what is held is nacked."""
+    warehouse = FakeWarehouse(outages=[requests.ConnectTimeout("paused")] * 10_000, probe_fails=True)
+    subscriber = FakeSubscriber(valid_payloads(3))
+    late = FakeSubscriber(valid_payloads(1, "late")).pending[0]
+    late.ack_id = "late"
+    drain_began_at_pull: list[int] = []
+
+    def sigterm_while_late_is_being_pulled(n: int) -> None:
+        if subscriber.pending == [late]:
+            drain_began_at_pull.append(n)
+            bridge._draining.set()  # what stop() does first
+
+    subscriber.during_pull = sigterm_while_late_is_being_pulled
+    bridge = bridge_for(warehouse, subscriber, pullers=1, writers=1)
+    bridge.start()
+    assert wait_for(lambda: bridge.held() == 3)
+    subscriber.pending = [late]
+    started = time.monotonic()
+    assert wait_for(lambda: "late" in subscriber.nacked()), "a delivery during the drain goes straight back"
+    bridge.stop(drain_seconds=0.3)
+    assert time.monotonic() - started < 5
+    assert sorted(subscriber.nacked()) == ["ack-0", "ack-1", "ack-2", "late"], "held, then handed back"
+    assert subscriber.acked() == []
+    assert warehouse.stored == []
+    assert bridge.stats.released == 3
+    assert bridge.held() == 0
+    assert len(subscriber.pulls) == drain_began_at_pull[0], "no pull after the drain began"
+
+
 def test_messages_that_do_not_fit_are_nacked_on_arrival():
-    bridge = bridge_for(FakeWarehouse())
-    bad = FakeMessage("bad", data=b"\xff not utf-8")
-    bridge._on_message(bad)
-    assert bad.outcome == ["nack"]
+    subscriber = FakeSubscriber([b"\xff not utf-8", *valid_payloads(1)])
+    warehouse = FakeWarehouse()
+    bridge = bridge_for(warehouse, subscriber, pullers=1)
+    bridge.start()
+    try:
+        assert wait_for(lambda: subscriber.nacked() == ["ack-0"] and subscriber.acked() == ["ack-1"])
+    finally:
+        bridge.stop(drain_seconds=1)
     assert bridge.stats.not_fitting == 1
     assert bridge.held() == 0
 

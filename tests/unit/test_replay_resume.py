@@ -66,7 +66,7 @@ def test_bridge_config_round_trips_through_the_environment(tmp_path):
         pubsub_emulator_host="127.0.0.1:1",
         bigquery_api_endpoint="http://127.0.0.1:2",
         status_file=tmp_path / "status.json",
-        streams=2,
+        pullers=2,
         drain_seconds=3,
     )
     assert BridgeConfig.load(tmp_path / "absent.json", config.env()) == config
