@@ -205,3 +205,27 @@ def test_the_warehouse_subscription_leases_no_longer_than_the_bridge(local_stack
         subscriber.close()
     assert warehouse.ack_deadline_seconds == LEASE_SECONDS
     assert inspection.ack_deadline_seconds == PIPELINE.dead_letter_ack_deadline_seconds, "listing needs time"
+
+
+def test_a_frozen_pubsub_emulator_loses_nothing_and_the_bridge_goes_on(pipeline):
+    """Pub/Sub hangs (SIGSTOP) for longer than a pull's deadline and a lease while the bridge holds
+    messages (the table does not exist yet): pulls and lease extensions time out, the bridge
+    retries, and once Pub/Sub answers again every event is stored and none is dead-lettered."""
+    ids = pipeline.publish(2_000, "frozen-pubsub")
+    pubsub_pid = pipeline.stack.children["pubsub-emulator"].pid
+    bridge = pipeline.start_bridge()
+    try:
+        assert wait_for(lambda: pipeline.status().get("held") == 2_000, 30), pipeline.status()
+        os.kill(pubsub_pid, signal.SIGSTOP)
+        try:
+            assert wait_for(lambda: pipeline.status().get("failed_pulls", 0) > 0, 30), pipeline.log()
+            time.sleep(LEASE_SECONDS)  # what the bridge holds can no longer be extended
+        finally:
+            os.kill(pubsub_pid, signal.SIGCONT)
+        provision_bigquery(pipeline.stack.bigquery(), pipeline.stack.project, pipeline.settings)
+        ids += pipeline.publish(300, "after-the-freeze")
+        assert wait_for(lambda: pipeline.stored_ids() == set(ids), 90), pipeline.status()
+        assert bridge.poll() is None, "the bridge outlived the freeze"
+    finally:
+        stop(bridge)
+    assert pipeline.dead_letters() == 0
