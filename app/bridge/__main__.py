@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -25,9 +26,16 @@ from app.bridge.worker import Bridge
 STATUS_INTERVAL_SECONDS = 1.0
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far: how the runner shows memory stays flat."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 def write_status(path: Path, bridge: Bridge, *, running: bool) -> None:
     """Atomically replace the status file: readers never see half a document."""
     status = bridge.stats.snapshot() | {"pid": os.getpid(), "running": running, "held": bridge.held()}
+    status["peak_rss_mib"] = peak_rss_mib()
     status["updated_at"] = time.time()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(status, indent=2) + "\n")

@@ -225,12 +225,18 @@ def _wait_stored(stack: LocalStack, warehouse: bigquery.Client, expected: int) -
             print(
                 f"  warehouse holds {stored:,} of {expected:,} distinct events "
                 f"({(stored - reported) / (now - last_report):,.0f}/s); "
-                f"bridge {status.get('state', 'starting')}, holding {status.get('held', 0):,} messages",
+                f"bridge {status.get('state', 'starting')}, holding {status.get('held', 0):,} messages, "
+                f"peak RSS {status.get('peak_rss_mib', 0):.0f} MiB",
                 flush=True,
             )
             reported, last_report = stored, now
     elapsed = time.monotonic() - started
-    print(f"warehouse caught up: {stored:,} distinct events {elapsed:.1f} s after the replay", flush=True)
+    peak = stack.bridge_status().get("peak_rss_mib", 0)
+    print(
+        f"warehouse caught up: {stored:,} distinct events {elapsed:.1f} s after the replay; "
+        f"bridge peak RSS {peak:.0f} MiB",
+        flush=True,
+    )
 
 
 def replay_into_running(args: argparse.Namespace) -> int:

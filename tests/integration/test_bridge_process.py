@@ -145,6 +145,7 @@ def test_sigterm_drains_and_a_new_bridge_finishes_the_job(pipeline):
         stop(first)
     final = pipeline.status()
     assert final["running"] is False
+    assert 30 < final["peak_rss_mib"] < 1024, "the bridge reports its peak memory, in MiB"
     assert "bridge stopped" in pipeline.log()
     second = pipeline.start_bridge()
     try:
