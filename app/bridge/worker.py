@@ -87,9 +87,9 @@ class BridgeStats:
                 self.first_stored_at = self.first_stored_at or now
                 self.last_stored_at = now
 
-    def saw_stored_attempt(self, attempt: int | None) -> None:
+    def saw_stored_attempt(self, attempt: int) -> None:
         with self._lock:
-            self.highest_attempt_stored = max(self.highest_attempt_stored, attempt or 0)
+            self.highest_attempt_stored = max(self.highest_attempt_stored, attempt)
 
     def set_state(self, state: TableState, detail: str = "") -> None:
         with self._lock:

@@ -36,7 +36,8 @@ def listed(local_stack, subscription: str, capsys, run: str) -> dict[str, dict]:
     return {letter["attributes"]["case"]: letter for letter in ours}
 
 
-def test_list_explains_redrive_delivers_and_discard_removes(local_stack, capsys):
+def inspection_subscription(local_stack) -> tuple[str, str]:
+    """A run id and an inspection subscription of its own on the dead-letter topic."""
     run = f"dl{uuid.uuid4().hex[:8]}"
     subscription = f"{run}-inspect"
     subscriber = local_stack.subscriber()
@@ -48,6 +49,11 @@ def test_list_explains_redrive_delivers_and_discard_removes(local_stack, capsys)
         timeout=10,
     )
     subscriber.close()
+    return run, subscription
+
+
+def test_list_explains_redrive_delivers_and_discard_removes(local_stack, capsys):
+    run, subscription = inspection_subscription(local_stack)
     event = flight_event(f"{run}-fits", departure=datetime(2016, 3, 1, 12, tzinfo=UTC))
     valid = json.loads(encode_event(event))
     letters = {
@@ -95,17 +101,7 @@ def test_list_explains_redrive_delivers_and_discard_removes(local_stack, capsys)
 
 def test_large_dead_letters_are_listed_together(local_stack, capsys):
     """Pub/Sub takes messages up to 10 MB; one pull of several must not hit gRPC's 4 MB default."""
-    run = f"dl{uuid.uuid4().hex[:8]}"
-    subscription = f"{run}-inspect"
-    subscriber = local_stack.subscriber()
-    subscriber.create_subscription(
-        request={
-            "name": f"projects/{local_stack.project}/subscriptions/{subscription}",
-            "topic": local_stack.dead_letter_topic_path,
-        },
-        timeout=10,
-    )
-    subscriber.close()
+    run, subscription = inspection_subscription(local_stack)
     valid = json.loads(encode_event(flight_event(f"{run}-big", departure=datetime(2016, 3, 2, tzinfo=UTC))))
     publisher = local_stack.publisher()
     for n in range(3):
