@@ -48,15 +48,12 @@ def runner(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict, Path
     ports = [str(free_port()) for _ in range(3)]
     argv = [sys.executable, "-m", "app.local", "run", "--days", "1", "--state-dir", str(state)]
     argv += ["--pubsub-port", ports[0], "--bigquery-port", ports[1], "--api-port", ports[2]]
+    # Started as a shell starts a background job: with SIGINT ignored, which Ctrl-C must override.
+    # The shell ignores it and execs the runner; a preexec_fn would force a fork() that gRPC's fork
+    # handlers sometimes abort in this gRPC-using process (see app/local/processes.py).
+    background = ["/bin/sh", "-c", "trap '' INT; exec \"$@\"", "sh", *argv]
     with (tmp_path / "runner.log").open("wb") as log:
-        # Started as a shell starts a background job: with SIGINT ignored, which Ctrl-C must override.
-        process = subprocess.Popen(  # noqa: S603
-            argv,
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        )
+        process = subprocess.Popen(background, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     stack_file = state / "stack.json"
     try:
         assert wait_for(stack_file.exists, 60), (tmp_path / "runner.log").read_text()
