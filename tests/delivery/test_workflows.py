@@ -91,6 +91,37 @@ def test_zizmor_reports_nothing() -> None:
     assert len(audited) == len(WORKFLOWS) + len(ACTIONS), result.stderr
 
 
+def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint with the hash-pinned shellcheck, so every machine checks the `run:` scripts alike."""
+    return run(tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), *map(str, paths))
+
+
+def test_actionlint_reports_nothing() -> None:
+    result = actionlint(*WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_actionlint_finds_what_it_is_there_for(tmp_path: Path) -> None:
+    """A step output nobody defines and an unquoted variable: both must be reported."""
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: push\n"
+        "permissions: {}\n"
+        "jobs:\n"
+        "  job:\n"
+        "    runs-on: ubuntu-24.04\n"
+        "    steps:\n"
+        "      - run: echo ${{ steps.nowhere.outputs.value }}\n"
+        "      - run: rm -rf $TARGET/cache\n"
+    )
+    result = actionlint(broken)
+    assert result.returncode == 1
+    assert 'property "nowhere" is not defined' in result.stdout
+    assert "SC2086" in result.stdout  # shellcheck ran on the run: script
+
+
 # --- hygiene of every workflow and composite action ----------------------------------------
 
 
