@@ -14,24 +14,18 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
-import requests
-from google.api_core.exceptions import GoogleAPICallError, GoogleAPIError, RetryError
-from google.auth.exceptions import GoogleAuthError, TransportError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from app import gcp_errors
 from app.api.query_params import public_name
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 2
-# HTTP statuses of a backend answer that say "try again later", not "you asked wrongly".
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# BigQuery throttles with 403 and one of these reasons.
-TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "quotaExceeded", "backendError", "internalError"})
 
 
 class BackendUnavailable(Exception):
@@ -42,13 +36,7 @@ class BackendUnavailable(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-BACKEND_ERRORS: tuple[type[Exception], ...] = (
-    BackendUnavailable,
-    GoogleAPIError,
-    GoogleAuthError,
-    requests.RequestException,
-    TimeoutError,  # also what asyncio and concurrent.futures raise (aliases since Python 3.11)
-)
+BACKEND_ERRORS: tuple[type[Exception], ...] = (BackendUnavailable, *gcp_errors.GOOGLE_CALL_ERRORS)
 
 
 class ProblemDetails(msgspec.Struct, omit_defaults=True):
@@ -105,19 +93,8 @@ def problem_body(status: int, detail: str) -> bytes:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying later can succeed: the backend is unreachable, slow or throttling."""
-    if isinstance(exc, BackendUnavailable | TimeoutError | TransportError):
-        return True
-    if isinstance(exc, requests.ConnectionError | requests.Timeout):
-        return True
-    if isinstance(exc, RetryError):
-        return exc.cause is None or is_transient(exc.cause)
-    if isinstance(exc, GoogleAPICallError):
-        if exc.code in TRANSIENT_STATUSES:
-            return True
-        reasons = {e.get("reason") for e in exc.errors if isinstance(e, dict)}
-        return exc.code == 403 and bool(reasons & TRANSIENT_REASONS)
-    return False
+    """True when retrying later can succeed: a breaker is open, or Google's answer says so (`gcp_errors`)."""
+    return isinstance(exc, BackendUnavailable) or gcp_errors.is_transient(exc)
 
 
 def _public_keys(request: Request[Any, Any, Any], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

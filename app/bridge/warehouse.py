@@ -25,20 +25,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import requests
-from google.api_core.exceptions import (
-    BadRequest,
-    Forbidden,
-    GoogleAPIError,
-    InternalServerError,
-    NotFound,
-    RetryError,
-    Unauthorized,
-)
+from google.api_core.exceptions import GoogleAPICallError, InternalServerError, RetryError
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from app.contract.warehouse_schema import table_schema
+from app.gcp_errors import GOOGLE_CALL_ERRORS, Failure, classify
 
 # The bridge retries itself, holding the messages, with jittered backoff: no hidden retries.
 NO_RETRY = Retry(predicate=lambda _exc: False)
@@ -78,17 +70,25 @@ _TYPE_ALIASES = {"INT64": "INTEGER", "BOOL": "BOOLEAN", "FLOAT64": "FLOAT"}
 
 
 def problem_from(exc: BaseException) -> WarehouseProblem:
-    """Classify a failed request; connection errors, timeouts, 429 and 5xx are UNAVAILABLE."""
+    """The table's state after a failed request, from the one classification of Google's errors.
+
+    A request the warehouse calls invalid is a schema mismatch when it says so, else maybe one bad
+    row (`row_suspect`: the caller probes); so is a bare 500 (bqemulator's answer to a row it
+    cannot convert). Anything unavailable (throttling included) is retried with the messages held.
+    """
     cause: BaseException = exc.cause if isinstance(exc, RetryError) and exc.cause is not None else exc
     detail = f"{type(cause).__name__}: {str(cause)[:300]}"
-    if isinstance(cause, NotFound):
+    failure = classify(cause)
+    if failure is Failure.NOT_FOUND:
         return WarehouseProblem(TableState.NOT_FOUND, detail)
-    if isinstance(cause, Forbidden | Unauthorized):
+    if failure is Failure.PERMISSION_DENIED:
         return WarehouseProblem(TableState.PERMISSION_DENIED, detail)
-    if isinstance(cause, BadRequest):
+    if failure is Failure.INVALID:
         if _SCHEMA_WORDS.search(str(cause)):
             return WarehouseProblem(TableState.SCHEMA_MISMATCH, detail)
-        return WarehouseProblem(TableState.UNAVAILABLE, detail, row_suspect=True)
+        return WarehouseProblem(
+            TableState.UNAVAILABLE, detail, row_suspect=isinstance(cause, GoogleAPICallError)
+        )
     # InternalServerError is exactly 500; 502/503/504 and 429 are other classes: never a row's fault.
     return WarehouseProblem(TableState.UNAVAILABLE, detail, row_suspect=type(cause) is InternalServerError)
 
@@ -126,7 +126,7 @@ class Table:
         """Return if the table exists, answers and fits the subscription; else raise WarehouseProblem."""
         try:
             table = self.client.get_table(self.table_id, timeout=min(5.0, self._timeout), retry=NO_RETRY)
-        except (GoogleAPIError, requests.RequestException) as exc:
+        except GOOGLE_CALL_ERRORS as exc:
             problem = problem_from(exc)
             raise WarehouseProblem(problem.state, problem.detail) from exc  # a probe never blames a row
         reason = schema_mismatch([f.to_api_repr() for f in table.schema])
@@ -144,7 +144,7 @@ class Table:
                 timeout=self._timeout,
                 retry=NO_RETRY,
             )
-        except (GoogleAPIError, requests.RequestException) as exc:
+        except GOOGLE_CALL_ERRORS as exc:
             raise problem_from(exc) from exc
         result = InsertResult()
         for error in errors:

@@ -32,7 +32,7 @@ from google.cloud import bigquery
 from google.pubsub_v1.types import PubsubMessage, PullResponse, ReceivedMessage
 
 from app.bridge import Bridge, Table, TableState, leases, worker
-from app.bridge.warehouse import problem_from, schema_mismatch
+from app.bridge.warehouse import schema_mismatch
 from app.bridge.worker import BAD_ROW_STRIKES
 from app.contract.flight_event import encode_event
 from app.contract.warehouse_schema import table_schema
@@ -297,22 +297,6 @@ def test_schema_mismatch_accepts_the_contract_and_relaxations_only():
     assert "tail_number is REQUIRED" in schema_mismatch(stricter)
     extra_required = [*schema, {"name": "gate", "type": "STRING", "mode": "REQUIRED"}]
     assert "gate" in schema_mismatch(extra_required)
-
-
-@pytest.mark.parametrize(
-    ("failure", "state", "row_suspect"),
-    [
-        (InternalServerError("boom"), TableState.UNAVAILABLE, True),
-        (BadRequest("Request payload size exceeds the limit"), TableState.UNAVAILABLE, True),
-        (ServiceUnavailable("x"), TableState.UNAVAILABLE, False),
-        (requests.ConnectionError("refused"), TableState.UNAVAILABLE, False),
-        (NotFound("x"), TableState.NOT_FOUND, False),
-        (Forbidden("x"), TableState.PERMISSION_DENIED, False),
-    ],
-)
-def test_failures_are_classified(failure, state, row_suspect):
-    problem = problem_from(failure)
-    assert (problem.state, problem.row_suspect) == (state, row_suspect)
 
 
 def test_pulled_messages_are_leased_until_stored_then_acked_in_batches():
