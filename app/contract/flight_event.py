@@ -196,8 +196,15 @@ _decoder = msgspec.json.Decoder(FlightEvent)
 
 
 def decode_event(data: bytes | str) -> FlightEvent:
-    """Parse and validate one JSON-encoded event; raises msgspec errors on bad input."""
-    return _decoder.decode(data)
+    """Parse and validate one JSON-encoded event; raises msgspec errors (and only those) on bad input.
+
+    msgspec raises UnicodeDecodeError, outside its own error family, for invalid UTF-8 inside a
+    string; it is turned into the DecodeError its callers already handle.
+    """
+    try:
+        return _decoder.decode(data)
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(f"JSON is malformed: a string is not valid UTF-8 ({exc.reason})") from None
 
 
 def encode_event(event: FlightEvent) -> bytes:

@@ -6,14 +6,20 @@ These run without any backend: validation happens before the service touches one
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
+import uvicorn
 from litestar.testing import TestClient
 
+from app.api.__main__ import SERVER_OPTIONS
 from app.api.cursor import PageCursor, decode_cursor, encode_cursor
 from app.api.events import MAX_EVENT_BYTES
 from app.api.flights import resolve_window
@@ -21,6 +27,7 @@ from app.api.main import create_app
 from app.api.settings import Settings
 from app.contract.examples import EXAMPLE_EVENT
 from app.contract.flight_event import FlightEvent, encode_event
+from app.local.processes import free_port
 
 JSON = {"content-type": "application/json"}
 
@@ -289,3 +296,154 @@ def test_default_window_is_the_week_ending_on_the_newest_day() -> None:
 def test_windows_at_the_edges_of_the_range_do_not_overflow() -> None:
     assert window(_Services(None), None, date(2000, 1, 2)) == (date(2000, 1, 1), date(2000, 1, 2))
     assert window(_Services(None), date(2099, 12, 30), None) == (date(2099, 12, 30), date(2099, 12, 31))
+
+
+# Every decoder the API uses, fed what its library raises outside its documented error family.
+# msgspec raises UnicodeDecodeError (a ValueError, not a msgspec.MsgspecError) for invalid UTF-8
+# inside a JSON string; Litestar percent-decodes query strings and paths with replacement
+# characters; headers are latin-1 by HTTP's definition; a cursor is base64 of msgspec JSON.
+def cursor_of(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"event_id": "\xff\xfe"}',  # invalid UTF-8 inside a string (issue 19)
+        event_with()[:-1] + b', "tail_number": "N\xc3"}',  # a truncated UTF-8 sequence
+        b'{"event_id": "\xed\xa0\x80"}',  # an encoded surrogate
+        b"\xff\xfe{\x00}\x00",  # UTF-16 with a byte-order mark
+        b'\xef\xbb\xbf{"event_id": "x"}',  # UTF-8 byte-order mark
+        b'{"event_id": "\\ud800"}',  # a lone surrogate escape
+        b'{"flight_number": 1' + b"0" * 4000 + b"}",  # an overlong number
+        b'{"distance_miles": NaN}',
+        b'{"distance_miles": Infinity}',
+        b'{"distance_miles": 1e999}',
+        b"[" * 4000,  # deep nesting
+    ],
+    ids=[
+        "invalid-utf8-in-string",
+        "truncated-utf8",
+        "encoded-surrogate",
+        "utf16",
+        "utf8-bom",
+        "lone-surrogate-escape",
+        "overlong-number",
+        "nan",
+        "infinity",
+        "huge-exponent",
+        "deep-nesting",
+    ],
+)
+def test_undecodable_bodies_are_400(client: TestClient, body: bytes) -> None:
+    assert_problem(client.post("/v1/events", content=body, headers=JSON), 400)
+
+
+@pytest.mark.parametrize(
+    ("query", "key"),
+    [
+        ("limit=%FF", "limit"),
+        ("limit=%ED%A0%80", "limit"),
+        ("carrier=%FF%FE", "carrier"),
+        ("origin=%F0%9F%98%80", "origin"),
+        ("from=%C3%28", "from"),
+        ("limit=" + "9" * 5000, "limit"),
+        ("limit=NaN", "limit"),
+        ("limit=1e3", "limit"),
+        ("limit=%00", "limit"),
+        ("%FF=1", "\ufffd"),
+        ("cursor=%FF%FE", "cursor"),
+        ("cursor=" + cursor_of(b'["\xff"]'), "cursor"),
+        ("cursor=" + cursor_of(b'["\\ud800", "x", "2013-01-01", "2013-01-02"]'), "cursor"),
+        ("cursor=" + cursor_of(b"[1e999]"), "cursor"),
+        ("cursor=" + cursor_of(b"[NaN]"), "cursor"),
+        ("cursor=" + cursor_of(b"[" * 200), "cursor"),
+    ],
+)
+def test_undecodable_query_values_are_400_naming_the_parameter(
+    client: TestClient, query: str, key: str
+) -> None:
+    problem = assert_problem(client.get(f"/v1/flights?{query}"), 400)
+    assert [e["key"] for e in problem["errors"]] == [key]
+
+
+@pytest.mark.parametrize("path", ["/v1/flights/%FF%FE", "/v1/flights/%ED%A0%80", "/v1/flights/%C0%AF"])
+def test_undecodable_paths_are_400(client: TestClient, path: str) -> None:
+    assert_problem(client.get(path), 400)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"if-none-match": b"\xff\xfe"},
+        {"x-request-id": b"\xff"},
+        {"traceparent": b"\xff-\xfe"},
+        {"x-cloud-trace-context": b"0123456789abcdef0123456789abcdef/" + b"9" * 40 + b";o=1"},
+        {"x-forwarded-for": b"\xff\xfe, 10.0.0.1"},
+    ],
+    ids=["if-none-match", "request-id", "traceparent", "cloud-trace-overlong-span", "forwarded-for"],
+)
+def test_undecodable_headers_on_reads_are_never_a_500(client: TestClient, headers: dict[str, bytes]) -> None:
+    assert client.get("/v1/flights?limit=0", headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": b"application/json; charset=\xff"},
+        {"content-type": b"\xff\xfe"},
+        {"content-type": b"application/json", "content-length": b"\xff"},
+    ],
+    ids=["charset", "media-type", "content-length"],
+)
+def test_undecodable_headers_on_publish_are_4xx(client: TestClient, headers: dict[str, bytes]) -> None:
+    response = client.post("/v1/events", content=b"{}", headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[int]:
+    """The app behind uvicorn with the service's own server options, as `python -m app.api` serves it."""
+    settings = Settings(
+        project_id="errors-test", bigquery_api_endpoint="http://127.0.0.1:9", publish_auth="none"
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, **SERVER_OPTIONS)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def raw_status(port: int, request: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_raw_invalid_utf8_in_a_body_string_is_a_400_problem_over_http(served: int) -> None:
+    body = b'{"event_id": "\xff\xfe"}'
+    request = (
+        b"POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    status, answer = raw_status(served, request)
+    assert status == 400
+    assert json.loads(answer)["detail"] == "The body is not a JSON document."
+
+
+@pytest.mark.parametrize("target", [b"/v1/flights?limit=\xff", b"/v1/flights/\xff\xfe", b"/v1/\xed\xa0\x80"])
+def test_raw_non_ascii_request_targets_never_reach_the_app(served: int, target: bytes) -> None:
+    """uvicorn's httptools parser refuses them with 400 (Litestar would fail to decode such a query)."""
+    status, _ = raw_status(served, b"GET " + target + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert status == 400
