@@ -1,4 +1,4 @@
-"""The Litestar application, wired in one place."""
+"""The Litestar application, wired in one place, and the plain ASGI layers every request crosses first."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp
 
 from app.api.cached_reads import CachedReadsFastPath
 from app.api.events import publish_event
@@ -20,8 +21,15 @@ from app.api.settings import Settings, get_settings
 from app.api.telemetry import TelemetryMiddleware
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
-    """Build the app for the given settings (the environment's by default) or prepared services.
+def create_app(settings: Settings | None = None, services: Services | None = None) -> ASGIApp:
+    """The served ASGI application for the given settings (the environment's by default) or services.
+
+    The Litestar app sits behind plain ASGI layers, composed as the ASGI specification composes
+    middleware (an application that calls another) and served by uvicorn like any ASGI app:
+    telemetry, so that every request, even one no route answers (404, 405), gets its request id
+    and access line; and the cached-reads fast path, which answers fresh cache hits before the
+    framework. Litestar's own `middleware=` cannot do either: Litestar runs it per route, after
+    routing. Lifespan events pass through both layers to Litestar.
 
     Logging is configured by the process (`python -m app.api`), not here, so tests keep theirs.
     """
@@ -47,11 +55,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         on_startup=on_startup,
         on_shutdown=[services.close],
     )
-    # Outside the router, as Litestar wraps its own OpenTelemetry middleware: fresh cache hits are
-    # answered before the framework, and every request, even one no route answers (404, 405),
-    # gets its request id and access line.
-    app.asgi_handler = TelemetryMiddleware(CachedReadsFastPath(app.asgi_handler, services, limit))
-    return app
+    return TelemetryMiddleware(CachedReadsFastPath(app, services, limit))
 
 
 def _document_open_publishing(app: Litestar) -> None:
