@@ -132,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     targets: list[Target] = []
 
-    log("start-up: python -m app.api to the first 200 on /healthz, 5 times, next to the bare ceiling")
+    log("start-up: python -m app.api to the first 200 on /health, 5 times, next to the bare ceiling")
     startup = measure_startup(runtime_python, WORK_DIR / "logs")
     figures.append(
         Figure(
-            "start-up to first /healthz 200",
+            "start-up to first /health 200",
             startup.api_median,
             "s",
             ceiling=startup.ceiling_median,

@@ -70,7 +70,7 @@ def serve(
     port: int,
     env: Mapping[str, str],
     log_dir: Path,
-    ready_path: str = "/healthz",
+    ready_path: str = "/health",
     timeout: float = 60.0,
 ) -> Iterator[Server]:
     """Start a server, wait for its first 200 on `ready_path` (polled every 5 ms), stop it on exit."""

@@ -1,4 +1,4 @@
-"""Start-up (process start to the first 200 on /healthz) and the size of what the image installs."""
+"""Start-up (process start to the first 200 on /health) and the size of what the image installs."""
 
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ class Startup:
 def measure_startup(runtime_python: Path, work_dir: Path, repeats: int = 5) -> Startup:
     """`python -m app.api` from the runtime venv, as the image's CMD, next to the bare ceiling's start.
 
-    The API needs no backend to answer /healthz (its clients are created on first use), which is
+    The API needs no backend to answer /health (its clients are created on first use), which is
     what Cloud Run's start-up probe asks of a new instance.
     """
     responses = work_dir / "startup-ceiling"
-    save_response(responses, "healthz", 200, {"content-type": "application/json"}, b'{"status":"ok"}')
+    save_response(responses, "health", 200, {"content-type": "application/json"}, b'{"status":"ok"}')
     api_seconds, ceiling_seconds, rss = [], [], []
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO_ROOT)}
     for _ in range(repeats):
@@ -51,7 +51,7 @@ def measure_startup(runtime_python: Path, work_dir: Path, repeats: int = 5) -> S
         port = free_port()
         argv = [str(runtime_python), "-m", "bench.ceiling", "127.0.0.1", str(port)]
         env = base_env | {"BENCH_CEILING_RESPONSES": str(responses)}
-        with serve("startup-ceiling", argv, port, env, work_dir, ready_path="/healthz") as ceiling:
+        with serve("startup-ceiling", argv, port, env, work_dir, ready_path="/health") as ceiling:
             ceiling_seconds.append(ceiling.ready_seconds)
     return Startup(api_seconds, ceiling_seconds, median(rss))
 

@@ -20,7 +20,7 @@ class Health(msgspec.Struct):
 
 
 @get(
-    "/healthz",
+    "/health",
     operation_id="liveness",
     tags=["health"],
     summary="Liveness",
@@ -28,7 +28,7 @@ class Health(msgspec.Struct):
         OperationDocs(response_examples={"200": {"ok": Example(value={"status": "ok"})}})
     ),
 )
-async def healthz() -> Health:
+async def health() -> Health:
     """Answers while the process runs; touches no backend."""
     return Health(status="ok")
 
@@ -42,7 +42,7 @@ async def _failure(name: str, check: Any) -> str | None:
 
 
 @get(
-    "/readyz",
+    "/ready",
     operation_id="readiness",
     tags=["health"],
     summary="Readiness",
@@ -51,7 +51,7 @@ async def _failure(name: str, check: Any) -> str | None:
         OperationDocs(response_examples={"200": {"ready": Example(value={"status": "ready"})}})
     ),
 )
-async def readyz(services: NamedDependency[Services]) -> Response[Any]:
+async def ready(services: NamedDependency[Services]) -> Response[Any]:
     """Checks, side by side and within the read deadline, that the topic and the table are reachable."""
 
     def topic_exists() -> None:  # needs pubsub.topics.get: roles/pubsub.viewer on the topic

@@ -26,7 +26,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from app.api.telemetry import annotate, client_of
 
 MAX_CLIENTS = 100_000
-EXEMPT_PREFIXES = ("/healthz", "/readyz", "/schema")
+EXEMPT_PREFIXES = ("/health", "/ready", "/schema")
 
 
 @dataclass

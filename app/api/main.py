@@ -11,7 +11,7 @@ from litestar.types import ASGIApp
 from app.api.cached_reads import CachedReadsFastPath
 from app.api.events import publish_event
 from app.api.flights import get_flight, list_flights
-from app.api.health import healthz, readyz
+from app.api.health import health, ready
 from app.api.limits import RateLimit
 from app.api.openapi import openapi_config
 from app.api.problems import EXCEPTION_HANDLERS
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services.settings.publish_auth == "none":
         on_startup.append(_document_open_publishing)
     app = Litestar(
-        route_handlers=[healthz, readyz, list_flights, get_flight, publish_event],
+        route_handlers=[health, ready, list_flights, get_flight, publish_event],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         state=State({"services": services}),
         middleware=middleware,

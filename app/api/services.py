@@ -1,6 +1,6 @@
 """The service's collaborators, created on first use, and the deadlines every backend call runs under.
 
-Lazy creation keeps liveness independent of the cloud: `/healthz` answers even where no
+Lazy creation keeps liveness independent of the cloud: `/health` answers even where no
 credentials exist yet, and a missing backend shows up as a 503 on the routes that need it.
 Blocking calls (the BigQuery client, certificate fetches) run on a small thread pool of their
 own, awaited with the read deadline: when BigQuery stalls, requests answer 503 on time and the

@@ -259,7 +259,7 @@ class LocalStack:
         )
         if api is not None:
             self.startup_seconds["api"] = api.wait_ready(
-                lambda: http_ok(f"{self.api_base_url}/healthz"), timeout
+                lambda: http_ok(f"{self.api_base_url}/health"), timeout
             )
         self.startup_seconds["total"] = time.monotonic() - started
         self.config.state_dir.mkdir(parents=True, exist_ok=True)

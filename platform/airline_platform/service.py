@@ -24,7 +24,7 @@ from app.contract.service_env import pipeline_values, render_env
 
 SERVICE_NAME = "flight-api"
 CONTAINER_PORT = 8080
-HEALTH_PATH = "/healthz"
+HEALTH_PATH = "/health"
 
 
 def service_settings(cfg: StackConfig) -> dict[str, object]:

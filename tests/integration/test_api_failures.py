@@ -63,7 +63,7 @@ def test_reads_answer_503_in_time_while_the_warehouse_hangs_then_recover(stack) 
         httpx.Request("GET", f"{base}/v1/flights"),
         httpx.Request("GET", f"{base}/v1/flights/some-id"),
         httpx.Request("GET", f"{base}/v1/flights/some-id", params={"on": "2013-01-01"}),
-        httpx.Request("GET", f"{base}/readyz"),
+        httpx.Request("GET", f"{base}/ready"),
     ]
     api_pid = stack.children["api"].pid
     with paused(stack.children["bqemulator"].pid):

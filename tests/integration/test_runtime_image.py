@@ -82,7 +82,7 @@ def served(
             while time.monotonic() < deadline:
                 assert process.poll() is None, "the API exited at start-up from the trimmed runtime"
                 try:
-                    if client.get("/healthz").status_code == 200:
+                    if client.get("/health").status_code == 200:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
@@ -111,7 +111,7 @@ def test_trimmed_runtime_leaves_out_what_the_service_never_imports(runtime_pytho
 
 def test_every_route_answers_from_the_trimmed_runtime(served) -> None:
     client, _, _ = served
-    assert client.get("/readyz").status_code == 200
+    assert client.get("/ready").status_code == 200
     published = client.post("/v1/events", json=load_test_event())
     assert published.status_code == 202, published.text
     refused = client.post("/v1/events", json={"carrier": 7})
@@ -136,7 +136,7 @@ def test_every_route_answers_from_the_trimmed_runtime(served) -> None:
 
 def test_every_runtime_dependency_is_imported_by_some_route(served, runtime_python: Path) -> None:
     client, process, report = served
-    client.get("/readyz")  # the routes above ran already in this module; make sure readiness did too
+    client.get("/ready")  # the routes above ran already in this module; make sure readiness did too
     process.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 10
     while not report.exists() and time.monotonic() < deadline:

@@ -240,7 +240,7 @@ def test_uptime_check_is_authenticated_and_allowed_in(plans: dict[str, Plan], st
     plan = plans[stack]
     (check,) = of_type(plan, "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig")
     http = check["inputs"]["httpCheck"]
-    assert http["path"] == "/healthz"
+    assert http["path"] == "/health"
     assert http["useSsl"] is True
     assert http["validateSsl"] is True
     assert http["serviceAgentAuthentication"] == {"type": "OIDC_TOKEN"}

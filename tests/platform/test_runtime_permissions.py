@@ -119,7 +119,7 @@ def calls() -> Calls:
             "/v1/flights/x?on=2013-01-01",
         ):
             assert client.get(path).status_code in (200, 404), path
-        assert client.get("/readyz").status_code == 200
+        assert client.get("/ready").status_code == 200
         published = client.post(
             "/v1/events", content=json.dumps(EXAMPLE_EVENT), headers={"content-type": "application/json"}
         )

@@ -217,8 +217,8 @@ def test_service_shape_follows_config(
     }
     assert container["resources"]["limits"] == {"cpu": config[key + "cpu"], "memory": config[key + "memory"]}
     assert container["resources"]["startupCpuBoost"] is True
-    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert service["ingress"] == config[key + "ingress"]
     # The env vars the service sets are the ones the app reads.
     envs = {e["name"]: e["value"] for e in container["envs"]}

@@ -204,7 +204,7 @@ def test_bad_list_queries_are_rejected_with_a_problem(client: TestClient, query:
         "/v1/flights/abc?on=0001-01-01",
         "/v1/flights/abc?on=2013-01-01&on=2013-01-02",
         "/v1/flights/abc?day=2013-01-01",
-        "/healthz?verbose=1",
+        "/health?verbose=1",
     ],
 )
 def test_bad_lookups_are_rejected_with_a_problem(client: TestClient, path: str) -> None:
@@ -238,11 +238,11 @@ def test_unreachable_warehouse_is_a_503_with_retry_after(client: TestClient) -> 
     assert "unavailable" in body["detail"]
     assert response.headers["retry-after"] == "2"
     assert_problem(client.get("/v1/flights"), 503)  # the default window needs the warehouse too
-    assert_problem(client.get("/readyz"), 503)
+    assert_problem(client.get("/ready"), 503)
 
 
 def test_liveness_needs_no_backend(client: TestClient) -> None:
-    response = client.get("/healthz")
+    response = client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 

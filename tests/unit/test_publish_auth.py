@@ -187,7 +187,7 @@ def test_a_valid_token_of_someone_not_allowed_is_a_403(api, claims: dict[str, An
 
 def test_reads_need_no_publish_token(api) -> None:
     client, _ = api
-    assert client.get("/healthz").status_code == 200
+    assert client.get("/health").status_code == 200
     assert client.get("/schema/openapi.json").status_code == 200
 
 

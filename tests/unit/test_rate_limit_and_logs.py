@@ -73,7 +73,7 @@ def test_a_client_over_its_rate_gets_429_problems_and_others_go_on() -> None:
         spoofed = {"X-Forwarded-For": "203.0.113.9, testclient"}
         assert client.get("/v1/flights/known-1", headers=spoofed).status_code == 429
         # Probes and docs are never limited.
-        assert all(client.get("/healthz").status_code == 200 for _ in range(5))
+        assert all(client.get("/health").status_code == 200 for _ in range(5))
 
 
 def test_buckets_refill_with_time() -> None:
@@ -123,9 +123,9 @@ def test_every_request_leaves_one_access_line_with_its_trace_and_request_id(logs
 def test_google_trace_header_and_incoming_request_ids(logs: Lines) -> None:
     with client_with() as client:
         kept = client.get(
-            "/healthz", headers={"X-Request-Id": "req-123", "X-Cloud-Trace-Context": f"{TRACE}/1;o=1"}
+            "/health", headers={"X-Request-Id": "req-123", "X-Cloud-Trace-Context": f"{TRACE}/1;o=1"}
         )
-        replaced = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+        replaced = client.get("/health", headers={"X-Request-Id": "bad id with spaces"})
         unknown = client.get("/v2/nothing")
     assert kept.headers["x-request-id"] == "req-123"
     assert replaced.headers["x-request-id"] != "bad id with spaces"

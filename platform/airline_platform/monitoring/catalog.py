@@ -143,7 +143,7 @@ def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
             display_name="API reachability",
             goal=cfg.goals["api-reachability"],
             reason=(
-                "Share of minutes in which an authenticated probe of /healthz succeeded from at least one "
+                "Share of minutes in which an authenticated probe of /health succeeded from at least one "
                 "checker region. Covers what request_count cannot see: requests refused before the "
                 "container (IAM, max instances, a revision that does not start)."
             ),
@@ -315,10 +315,10 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
     return [
         AlertSpec(
             key="api-uptime-check-failing",
-            display_name="API /healthz unreachable from several regions",
+            display_name="API /health unreachable from several regions",
             route=Route.PAGE,
             summary=(
-                "The authenticated probe of /healthz fails from more than one checker region: callers "
+                "The authenticated probe of /health fails from more than one checker region: callers "
                 "are probably refused or time out, whatever the API's own request metrics say."
             ),
             conditions=[

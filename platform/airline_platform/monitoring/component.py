@@ -3,7 +3,7 @@
 Per stack it creates the notification channels from configuration, a monitoring service per
 user-facing part (the Cloud Run API, registered with `GenericService`, and the ingest path, a
 `CustomService`), the SLOs, one burn-rate policy per SLO and window pair, the symptom alerts,
-the authenticated uptime check of `/healthz` with `run.invoker` for the Monitoring service
+the authenticated uptime check of `/health` with `run.invoker` for the Monitoring service
 agent, and the dashboard. Every alert's documentation links its runbook in `docs/runbooks/`.
 """
 
