@@ -41,6 +41,9 @@ class Ingestion(pulumi.ComponentResource):
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         retention = _seconds(PIPELINE.message_retention_seconds)
         never_expire = gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl="")
+        # Topics and subscriptions hold undelivered messages (7 days): where the stack keeps its data
+        # (prod), Pulumi refuses any update that would delete or replace them.
+        keep = pulumi.ResourceOptions(protect=cfg.deletion_protection)
 
         project_number = gcp.organizations.get_project_output(project_id=cfg.project).number
         self.pubsub_agent = pulumi.Output.concat(
@@ -53,7 +56,7 @@ class Ingestion(pulumi.ComponentResource):
             name=PIPELINE.topic,
             message_retention_duration=retention,
             labels=labels,
-            opts=after_apis,
+            opts=pulumi.ResourceOptions.merge(after_apis, keep),
         )
         self.dead_letter_topic = gcp.pubsub.Topic(
             f"{name}-dead-letter-topic",
@@ -61,7 +64,7 @@ class Ingestion(pulumi.ComponentResource):
             name=PIPELINE.dead_letter_topic,
             message_retention_duration=retention,
             labels=labels,
-            opts=after_apis,
+            opts=pulumi.ResourceOptions.merge(after_apis, keep),
         )
         self.dead_letter_subscription = gcp.pubsub.Subscription(
             f"{name}-dead-letter-inspect",
@@ -72,7 +75,7 @@ class Ingestion(pulumi.ComponentResource):
             message_retention_duration=retention,
             expiration_policy=never_expire,
             labels=labels,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.deletion_protection),
         )
 
         # The agent must be able to write rows before the subscription is created: Pub/Sub
@@ -121,7 +124,9 @@ class Ingestion(pulumi.ComponentResource):
                 maximum_backoff=_seconds(cfg.retry_maximum_backoff_seconds),
             ),
             labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[writer, dead_letter_publisher]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[writer, dead_letter_publisher], protect=cfg.deletion_protection
+            ),
         )
         gcp.pubsub.SubscriptionIAMMember(
             f"{name}-pubsub-agent-subscription-subscriber",

@@ -44,7 +44,10 @@ class Warehouse(pulumi.ComponentResource):
             # Outside prod a destroy may drop the tables; in prod it must fail instead.
             delete_contents_on_destroy=not cfg.deletion_protection,
             labels=labels,
-            opts=after_apis,
+            # Pulumi refuses to delete or replace a protected resource (and the table under it).
+            opts=pulumi.ResourceOptions.merge(
+                after_apis, pulumi.ResourceOptions(protect=cfg.deletion_protection)
+            ),
         )
         partition_expiration = (
             cfg.partition_expiration_days * DAY_MS if cfg.partition_expiration_days is not None else None
@@ -65,7 +68,7 @@ class Warehouse(pulumi.ComponentResource):
             clusterings=list(PIPELINE.clustering_fields),
             deletion_protection=cfg.deletion_protection,
             labels=labels,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.deletion_protection),
         )
         self.view = gcp.bigquery.Table(
             f"{name}-latest-view",
