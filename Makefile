@@ -109,3 +109,22 @@ lock: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(POLICY_VENV) $(CHECKOV_VENV) $(LOCUST_VENV) .local .bench plans .pytest_cache .mypy_cache .ruff_cache
+
+# Post-deploy checks of a deployed stack, run by .github/workflows/deploy-stack.yml after `pulumi up`
+# from the hash-pinned .venv (no tool installed by tag beside the deployer's token). URL is the
+# service's URL; ID_TOKEN (environment) an ID token whose audience is that URL, sent both as
+# Cloud Run's invoker credential (X-Serverless-Authorization) and as the publisher's (Authorization).
+# Schemathesis hides both headers in its output (its sensitive markers include "auth").
+.PHONY: fuzz-deployed canary
+FUZZ_ARGS ?=
+fuzz-deployed: $(VENV)/.installed
+	@case "$$URL" in https://*) ;; *) echo "usage: make fuzz-deployed URL=https://<service> [FUZZ_ARGS=...] with ID_TOKEN set"; exit 2;; esac
+	$(VENV)/bin/schemathesis run "$$URL/schema/openapi.json" --checks all --max-examples 50 \
+		--wait-for-schema 60 --continue-on-failure \
+		--header "X-Serverless-Authorization: Bearer $${ID_TOKEN:?}" --header "Authorization: Bearer $${ID_TOKEN:?}" \
+		$(FUZZ_ARGS)
+
+# The end-to-end canary (tests/e2e) against a deployed stack: URL as above; E2E_PROJECT, ID_TOKEN.
+canary: $(VENV)/.installed
+	@case "$$URL" in https://*) ;; *) echo "usage: make canary URL=https://<service> with E2E_PROJECT and ID_TOKEN set"; exit 2;; esac
+	E2E_BASE_URL="$$URL" E2E_ID_TOKEN="$${ID_TOKEN:?}" $(VENV)/bin/pytest tests/e2e -p no:cacheprovider
