@@ -431,11 +431,18 @@ def test_rollback_on_failure_cancel_and_timeout_once_the_update_started() -> Non
 
 
 def test_no_failure_is_hidden_in_the_pulumi_workflows() -> None:
-    """A backend, permission or lookup error must fail its step, not turn into an empty value."""
+    """A backend, permission or lookup error must fail its step, not turn into an empty value.
+
+    Steps run as `bash -e` without pipefail, so besides `|| true` and silenced errors, a command
+    substitution inside `echo` or a pipe without `set -o pipefail` would also swallow a failure.
+    """
     for name in ("deploy-stack", "preview", "drift", "rollback"):
         for step in steps(workflow(name)):
-            script = step.get("run", "")
-            assert not re.search(r"\|\| true|2> ?/dev/null", script), f"{name}: {step.get('name')}"
+            script, where = step.get("run", ""), f"{name}: {step.get('name')}"
+            assert not re.search(r"\|\| true|2> ?/dev/null", script), where
+            assert not re.search(r"^\s*echo .*\$\(", script, re.M), where
+            if re.search(r"\$\([^)]*\||^[^#(]*\w[^|]*\| *(tee|jq|cut)", script, re.M):
+                assert "set -o pipefail" in script, where
     previous = deploy_job()["steps"][step_index(deploy_job(), "previous")]["run"]
     assert 'outputs="$(pulumi stack output --stack "$STACK" --json)"' in previous
 
