@@ -9,12 +9,13 @@ LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env notebook
+.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env notebook conformance
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
 	@echo "make test       lint, type-check and run the whole test suite (starts its own emulators)"
 	@echo "make plan       render the dev/staging/prod stacks offline into plans/ and diff them"
+	@echo "make conformance STACK=dev|staging|prod   check a deployed stack as only a real project can (docs/operations.md)"
 	@echo "make notebook   run notebooks/walkthrough.ipynb fully (its own stack) and store it with its outputs"
 	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
 	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
@@ -80,6 +81,12 @@ notebook: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
+
+# After `pulumi up` and the canary: reads the stack's outputs with the Pulumi CLI and checks the
+# deployed resources through Google's APIs (Application Default Credentials; E2E_ID_TOKEN if private).
+conformance: $(VENV)/.installed
+	@test -n "$(STACK)" || { echo "usage: make conformance STACK=dev|staging|prod"; exit 2; }
+	PYTHONPATH=platform $(PY) -m airline_platform.conformance --stack $(STACK)
 
 # CKV_DOCKER_7 cannot resolve FROM ${BASE_IMAGE}; tests/delivery checks that ARG is pinned by digest.
 checkov: $(CHECKOV_VENV)/.installed

@@ -30,6 +30,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         ),
     )
     return {
+        "project": cfg.project,
         "service_url": api.service.uri,
         "image": api.image,
         "service_account": api.account.email,
@@ -43,4 +44,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "dashboard": monitoring.dashboard.id,
         "uptime_check": monitoring.uptime_check.uptime_check_id,
         "slos": {key: slo.name for key, slo in monitoring.slos.items()},
+        # What `make conformance` reads back from the project (airline_platform/conformance.py).
+        "alert_policies": {key: policy.name for key, policy in monitoring.alert_policies.items()},
+        "log_metrics": [metric.name for metric in monitoring.log_metrics.values()],
     }
