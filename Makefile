@@ -83,7 +83,7 @@ plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
 
 # After `pulumi up` and the canary: reads the stack's outputs with the Pulumi CLI and checks the
-# deployed resources through Google's APIs (Application Default Credentials; E2E_ID_TOKEN if private).
+# deployed resources through Google's APIs (Application Default Credentials; ID_TOKEN if private).
 conformance: $(VENV)/.installed
 	@test -n "$(STACK)" || { echo "usage: make conformance STACK=dev|staging|prod"; exit 2; }
 	PYTHONPATH=platform $(PY) -m airline_platform.conformance --stack $(STACK)

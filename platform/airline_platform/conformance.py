@@ -6,7 +6,7 @@ stores, a metric a BigQuery subscription really reports, a runbook link that res
 the canary's requests this reads the deployed stack back through Google's own clients and
 prints PASS or FAIL per check (docs/operations.md, "First-deploy conformance"):
 
-    make conformance STACK=dev    # E2E_ID_TOKEN: the canary's ID token where the service is private
+    make conformance STACK=dev    # ID_TOKEN: the canary's ID token where the service is private
 
 Monitoring shows a sample only after its ingestion delay (Pub/Sub's metrics: "after sampling,
 data is not visible for up to 240 seconds"; https://cloud.google.com/monitoring/api/v3/latency-n-retention),
@@ -374,7 +374,7 @@ def google_cloud() -> Cloud:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, choices=("dev", "staging", "prod"))
-    parser.add_argument("--wait", type=float, default=600, help="seconds to wait for ingested data (600)")
+    parser.add_argument("--wait", type=float, default=360, help="seconds to wait for ingested data (360)")
     parser.add_argument("--lookback", type=float, default=30, help="minutes of data to read (30)")
     args = parser.parse_args(argv)
     try:
@@ -382,9 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConformanceError as exc:
         print(f"FAIL  {exc}")
         return 1
-    checks = all_checks(
-        google_cloud(), stack, timedelta(minutes=args.lookback), os.environ.get("E2E_ID_TOKEN")
-    )
+    checks = all_checks(google_cloud(), stack, timedelta(minutes=args.lookback), os.environ.get("ID_TOKEN"))
     return report(run_checks(checks, args.wait))
 
 
