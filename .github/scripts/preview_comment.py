@@ -56,7 +56,11 @@ def render(args: argparse.Namespace) -> str:
         f"[Run]({args.run_url}). The image is the one {args.stack} runs; the merge builds the new one.",
         "",
     ]
-    lines += section("Cost estimate (base -> this change)", args.cost, 8_000)
+    cost = Path(args.cost) if args.cost else None
+    if cost and cost.is_file():
+        lines += [tail(cost.read_text().rstrip(), 8_000), ""]  # markdown from `airline_platform.cost diff`
+    else:
+        lines += ["_No cost estimate: the offline plan (`make plan`) did not finish; see the run._", ""]
     lines += section("Data path (topics, subscriptions, dataset, table)", args.guard, 4_000)
     lines += section("Preview", args.preview, MAX_OUTPUT - 12_000)
     if not args.preview or not Path(args.preview).is_file():

@@ -90,8 +90,8 @@ def render(tmp_path: Path, outcome: str, preview: str | None) -> str:
     if preview is not None:
         (tmp_path / "preview.txt").write_text(preview)
         args += ["--preview", str(tmp_path / "preview.txt")]
-    (tmp_path / "cost.txt").write_text("prod  $812.40 -> $1,020.10  (+$207.70) minInstances 1 -> 2\n")
-    result = script("preview_comment.py", *args, "--cost", str(tmp_path / "cost.txt"))
+    (tmp_path / "cost.md").write_text("#### prod: $812.40 -> $1,020.10 a month (+$207.70)\n")
+    result = script("preview_comment.py", *args, "--cost", str(tmp_path / "cost.md"))
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -116,6 +116,12 @@ def test_a_preview_that_never_ran_still_says_so(tmp_path: Path) -> None:
     body = render(tmp_path, "skipped", None)
     assert "preview did not run" in body
     assert "_No preview output" in body
+
+
+def test_a_missing_cost_delta_is_said_not_skipped(tmp_path: Path) -> None:
+    args = ["render", "--stack", "prod", "--outcome", "success", "--sha", "b" * 40, "--run-url", "https://r"]
+    result = script("preview_comment.py", *args, "--cost", str(tmp_path / "absent.md"))
+    assert "_No cost estimate: the offline plan" in result.stdout
 
 
 def test_a_huge_preview_keeps_its_end_within_githubs_limit(tmp_path: Path) -> None:

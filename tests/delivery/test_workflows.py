@@ -260,18 +260,20 @@ def test_each_stack_comments_itself_on_success_and_on_failure() -> None:
 def test_each_comment_carries_the_data_path_guard_and_the_cost_delta() -> None:
     preview = workflow("preview")["jobs"]
     offline = preview["offline-plan"]["steps"]
-    (cost,) = [s for s in offline if "cost-delta" in s.get("run", "")]
+    (cost,) = [s for s in offline if "airline_platform.cost diff" in s.get("run", "")]
     assert "make -C .base plan" in cost["run"]
+    assert "--base .base/plans --head plans" in cost["run"]
     (base,) = [s for s in offline if s.get("with", {}).get("path") == ".base"]
     assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
     (upload,) = [s for s in offline if uses(s) == "actions/upload-artifact"]
-    assert "cost-*.txt" in upload["with"]["path"]
+    assert "cost-*.md" in upload["with"]["path"]
     job = preview["preview"]
     assert job["needs"] == "offline-plan"
+    assert job["if"].startswith("${{ !cancelled() && ")  # comments even when the offline plan failed
     (guard,) = [s for s in job["steps"] if s.get("id") == "guard"]
     assert 'plan_guard.py "$STACK" plan.json' in guard["run"]
     (comment,) = [s for s in job["steps"] if "preview_comment.py render" in s.get("run", "")]
-    for argument in ("--preview preview.txt", "--guard guard.txt", '--cost "offline-plan/cost-$STACK.txt"'):
+    for argument in ("--preview preview.txt", "--guard guard.txt", '--cost "offline-plan/cost-$STACK.md"'):
         assert argument in comment["run"]
 
 
