@@ -1,4 +1,6 @@
-# The flight API image: dependencies from the hash-pinned runtime lock, app code, non-root.
+# The flight API image: dependencies from the hash-pinned runtime lock, app code, non-root. It ships
+# what runs in the cloud: the service and the operator's dead-letter command (python -m app.deadletters),
+# never the local stand-ins (.dockerignore; the wheel leaves out the same, see pyproject.toml).
 # BASE_IMAGE is pinned by digest; Renovate (.github/renovate.json) bumps the digest, never a floating tag.
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 

@@ -10,7 +10,7 @@ their 10 s lease lapses (docs/ingest.md).
 
 What happens to a message:
 
-- it does not fit the table (`mapping.DoesNotFit`) or the warehouse refuses its row: **nack**;
+- it does not fit the table (`table_row.DoesNotFit`) or the warehouse refuses its row: **nack**;
   Pub/Sub redelivers it and, after the subscription's max delivery attempts, moves it to the
   dead-letter topic;
 - the warehouse is away, slow, rate-limited or unwell, or the table is missing, forbidden or of
@@ -43,8 +43,8 @@ from google.api_core.retry import exponential_sleep_generator
 from google.cloud import pubsub_v1
 
 from app.bridge.leases import Leases, Received
-from app.bridge.mapping import DoesNotFit, RowMapper
 from app.bridge.warehouse import Table, TableState, WarehouseProblem
+from app.contract.table_row import DoesNotFit, RowMapper
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The dead-letter inspection subscription as an operator's inbox.
 
 Messages reach the dead-letter topic after the warehouse subscription's max delivery attempts.
-Each is re-validated against the table schema with the bridge's own `RowMapper` (one code
-path: the reason shown is the reason the bridge nacked it, and what BigQuery refuses), so an
-operator sees *why* it does not fit, or that it fits now (after a schema or producer fix, or if
-it was dead-lettered by repeated crashes rather than by its content).
+Each is re-validated against the table schema with the contract's `RowMapper`, which the bridge
+maps with too (one code path: the reason shown is the reason the bridge nacked it, and what
+BigQuery refuses), so an operator sees *why* it does not fit, or that it fits now (after a
+schema or producer fix, or if it was dead-lettered by repeated crashes rather than by its content).
 
 Listing leases messages and then hands them straight back (ack deadline 0): nothing is removed.
 Re-driving publishes the message again to the ingest topic, waits for Pub/Sub to confirm, and
@@ -26,7 +26,7 @@ from google.api_core.exceptions import DeadlineExceeded
 from google.api_core.retry import Retry
 
 from app import gcp_clients
-from app.bridge.mapping import DoesNotFit, RowMapper
+from app.contract.table_row import DoesNotFit, RowMapper
 
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 ATTEMPTS_ATTRIBUTE = "CloudPubSubDeadLetterSourceDeliveryCount"

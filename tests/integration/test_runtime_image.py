@@ -1,9 +1,12 @@
-"""The image's trimmed runtime starts and serves every route, and installs nothing the service never uses.
+"""The image's trimmed runtime imports everything the image ships, serves every route, and installs
+nothing the service never uses.
 
 The runtime venv is built as the Dockerfile's builder stage builds /opt/venv (requirements/runtime.txt
-without the packages the service never imports, then requirements/prune-runtime.sh), and the API is
-started from it as the image's CMD starts it. A route that needed a library the trim left out fails
-here; a runtime dependency that no route imports fails here too, unless it is listed below with why.
+without the packages the service never imports, then requirements/prune-runtime.sh), and the code is
+the image's: `app/` less what .dockerignore leaves out (the local stand-ins). Every shipped module is
+imported from it, the operator's command runs, and the API is started from it as the image's CMD
+starts it. A module or route that needed a library the trim left out fails here; a runtime
+dependency that no route imports fails here too, unless it is listed below with why.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
@@ -59,22 +64,80 @@ print(json.dumps(sorted(unused)))
 """
 
 
+# Run by the runtime venv's python in the image's tree: import every module of the app package.
+IMPORT_EVERY_MODULE = """
+import importlib, json, pkgutil, app
+names = sorted(m.name for m in pkgutil.walk_packages(app.__path__, "app."))
+for name in names:
+    importlib.import_module(name)
+print(json.dumps(names))
+"""
+
+
 @pytest.fixture(scope="module")
 def runtime_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_runtime_venv(tmp_path_factory.mktemp("runtime") / "venv")
 
 
 @pytest.fixture(scope="module")
+def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the Dockerfile's `COPY app/ ./app/` puts in the image: app/ less .dockerignore's patterns."""
+    patterns = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    tree = tmp_path_factory.mktemp("srv")
+    for path in sorted((REPO_ROOT / "app").rglob("*")):
+        relative = PurePosixPath(path.relative_to(REPO_ROOT).as_posix())
+        ignored = any(fnmatch(str(p), pattern) for p in (relative, *relative.parents) for pattern in patterns)
+        if path.is_file() and not ignored:
+            (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, tree / relative)
+    return tree
+
+
+def test_every_shipped_module_imports_from_the_trimmed_runtime(
+    runtime_python: Path, image_tree: Path
+) -> None:
+    run = subprocess.run(  # noqa: S603 - fixed argv
+        [str(runtime_python), "-c", IMPORT_EVERY_MODULE],
+        cwd=image_tree,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(image_tree)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    modules = json.loads(run.stdout)
+    assert {"app.api.main", "app.deadletters.inbox", "app.contract.table_row", "app.gcp_errors"} <= set(
+        modules
+    )
+    assert not [m for m in modules if m.startswith(("app.local", "app.bridge"))], "a local stand-in ships"
+
+
+def test_the_operators_command_runs_from_the_image(runtime_python: Path, image_tree: Path) -> None:
+    run = subprocess.run(  # noqa: S603 - fixed argv
+        [str(runtime_python), "-m", "app.deadletters", "--help"],
+        cwd=image_tree,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(image_tree)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "redrive" in run.stdout
+
+
+@pytest.fixture(scope="module")
 def served(
-    local_stack, runtime_python: Path, tmp_path_factory: pytest.TempPathFactory
+    local_stack, runtime_python: Path, image_tree: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Path]]:
     port = free_port()
     report = tmp_path_factory.mktemp("imports") / "modules.json"
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT)} | local_stack.api_env
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(image_tree)} | local_stack.api_env
     # A generous warehouse deadline: this checks what is installed, not how fast a shared machine is.
     env |= {"PORT": str(port), "APP_READ_DEADLINE_SECONDS": "20"}
     process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [str(runtime_python), "-c", SERVE_AND_REPORT_IMPORTS, str(report)], env=env, cwd=REPO_ROOT
+        [str(runtime_python), "-c", SERVE_AND_REPORT_IMPORTS, str(report)], env=env, cwd=image_tree
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

@@ -1,14 +1,17 @@
 """Message → table row, with the BigQuery subscription's `use_table_schema` semantics.
 
-The bridge checks what real BigQuery would refuse, not the full event contract: JSON fields
+Part of the contract because two programs must agree on it: the local bridge (the stand-in for
+the cloud's BigQuery subscription) maps every message with it, and the operator's dead-letter
+command (`app/deadletters`, which ships in the image) re-validates dead letters with it.
+
+It checks what real BigQuery would refuse, not the full event contract: JSON fields
 map to columns by name; a missing NULLABLE column is NULL; a missing or null REQUIRED column,
 a field with no column, a value of the wrong JSON type, a string longer than its column's
 `maxLength` or that is not valid Unicode, an unparseable timestamp, or data that is not UTF-8
 JSON object text make the message not fit. Contract-only rules (patterns, ranges, arrival after
 departure) are the producers' and the API's job; a BigQuery subscription would store such
 rows too, so the local stack stores them as well. bqemulator enforces none of these table
-rules itself (it even drops `maxLength`), which is why they are checked here, and why the
-dead-letter tool (`app/deadletters`) re-validates with this same class.
+rules itself (it even drops `maxLength`), which is why they are checked here.
 
 `write_metadata` columns are filled from the message: subscription_name, message_id,
 publish_time and the attributes as a JSON object string.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.bridge import DoesNotFit, RowMapper
+from app.contract.table_row import DoesNotFit, RowMapper
 from app.contract.warehouse_schema import table_schema
 
 SUBSCRIPTION = "projects/p/subscriptions/s"
