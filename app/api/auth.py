@@ -11,6 +11,22 @@ hour, refetched once on an unknown key id): signature, expiry, issuer, and the a
 must be the URL the request was sent to (Cloud Run routes by host, so a token minted for
 another service cannot be replayed here) or one of the configured audiences. No token: 401.
 A valid token of someone not on the list: 403.
+
+Behind Cloud Run IAM (https://cloud.google.com/run/docs/authenticating/service-to-service),
+Cloud Run checks the invoker's ID token itself and forwards the header it checked with the
+token's signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`. It checks `X-Serverless-Authorization`
+when a request carries one and then leaves `Authorization` untouched, else it checks
+`Authorization`. So a publisher's identity is taken from one of:
+
+- a Google-signed token in `Authorization`, verified here: callers that also send their invoker
+  token in `X-Serverless-Authorization` (the canary, Schemathesis, every documented caller) work
+  in every stack, public dev included;
+- a token in `Authorization` whose signature Cloud Run removed, only when the stack enforces
+  the invoker check (`trust_cloud_run_iam`: no `allUsers`) and the request has no
+  `X-Serverless-Authorization`: then Cloud Run itself verified that very token. Anywhere else
+  such a token is a forgery (anyone can write the words) and gets a 401 saying what to send.
+
+docs/api.md ("Authentication through Cloud Run IAM") gives the reasons.
 """
 
 from __future__ import annotations
@@ -36,6 +52,10 @@ GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 CERTS_TTL_SECONDS = 3600.0
 CLOCK_SKEW_SECONDS = 10
 BEARER = {"WWW-Authenticate": 'Bearer realm="flight-api"'}
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="flight-api", error="invalid_token"'}
+# What Cloud Run writes over the signature of the token it checked before forwarding it.
+SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
+SERVERLESS_AUTHORIZATION = "x-serverless-authorization"
 
 
 class TokenVerifier:
@@ -74,9 +94,24 @@ class TokenVerifier:
             )
         except auth_exceptions.GoogleAuthError as exc:  # malformed, expired, wrong audience or signature
             raise ValueError(str(exc)) from exc
-        if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise ValueError(f"issuer {claims.get('iss')!r} is not Google")
-        return claims
+        return _from_google(claims)
+
+    @staticmethod
+    def checked_by_cloud_run(token: str, audiences: list[str]) -> dict[str, Any]:
+        """The claims of a token Cloud Run verified and stripped; its audience and issuer still must fit."""
+        try:
+            claims: dict[str, Any] = jwt.decode(token, verify=False)
+        except (ValueError, auth_exceptions.GoogleAuthError) as exc:
+            raise ValueError(str(exc)) from exc
+        if claims.get("aud") not in audiences:
+            raise ValueError(f"audience {claims.get('aud')!r} is not this service")
+        return _from_google(claims)
+
+
+def _from_google(claims: dict[str, Any]) -> dict[str, Any]:
+    if claims.get("iss") not in GOOGLE_ISSUERS:
+        raise ValueError(f"issuer {claims.get('iss')!r} is not Google")
+    return claims
 
 
 def principal_of(claims: dict[str, Any]) -> str | None:
@@ -113,14 +148,24 @@ async def require_publisher(connection: ASGIConnection[Any, Any, Any, Any], _: B
         )
     audiences = _audiences(connection, settings)
     try:
-        # Blocking only when Google's certificates are fetched (hourly), so off the event loop.
-        claims = await services.call_blocking(services.token_verifier.verify, token, audiences)
+        if token.rpartition(".")[2] != SIGNATURE_REMOVED:
+            # Blocking only when Google's certificates are fetched (hourly), so off the event loop.
+            claims = await services.call_blocking(services.token_verifier.verify, token, audiences)
+        elif settings.trust_cloud_run_iam and SERVERLESS_AUTHORIZATION not in connection.headers:
+            claims = services.token_verifier.checked_by_cloud_run(token, audiences)
+        else:
+            annotate(rejected="signature-removed")
+            raise NotAuthorizedException(
+                "Cloud Run removed this token's signature after its invoker check, so it proves nothing "
+                "here: send your ID token in X-Serverless-Authorization (for Cloud Run) and in "
+                "Authorization (for this service).",
+                headers=INVALID_TOKEN,
+            )
     except ValueError as exc:
         annotate(rejected="invalid-token")
         log.info("rejected a publish token: %s", exc)
         raise NotAuthorizedException(
-            "The ID token is not valid here (signature, expiry, issuer or audience).",
-            headers={"WWW-Authenticate": 'Bearer realm="flight-api", error="invalid_token"'},
+            "The ID token is not valid here (signature, expiry, issuer or audience).", headers=INVALID_TOKEN
         ) from None
     principal = principal_of(claims)
     annotate(principal=principal or claims.get("sub"))

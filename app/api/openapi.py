@@ -91,7 +91,9 @@ def openapi_config() -> OpenAPIConfig:
                     scheme="bearer",
                     bearer_format="JWT",
                     description="A Google-signed ID token (`gcloud auth print-identity-token`) of a "
-                    "principal on the stack's publisher allow-list; its audience is the service URL.",
+                    "principal on the stack's publisher allow-list; its audience is the service URL. "
+                    "Behind Cloud Run IAM send it in `X-Serverless-Authorization` as well: Cloud Run "
+                    "checks that one and leaves this one to the service.",
                 )
             }
         ),

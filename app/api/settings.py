@@ -60,6 +60,9 @@ class Settings:
     publishers: tuple[str, ...] = ()
     token_audiences: tuple[str, ...] = ()
     token_certs_url: str = GOOGLE_CERTS_URL
+    # Cloud Run's invoker check guards every request (no allUsers): a token it verified and
+    # stripped of its signature may name the publisher (app/api/auth.py).
+    trust_cloud_run_iam: bool = False
     rate_limit_per_minute: int = 600
     max_window_days: int = 31
     default_window_days: int = 7

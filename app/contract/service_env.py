@@ -40,6 +40,16 @@ def _joined(values: tuple[str, ...]) -> str:
     return ",".join(values)
 
 
+def _flag(raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ValueError("expected true or false")
+    return raw == "true"
+
+
+def _flag_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
 SERVICE_ENV: tuple[EnvVar, ...] = (
     EnvVar("APP_PROJECT_ID", "project_id"),
     EnvVar("APP_TOPIC", "topic", pipeline="topic"),
@@ -64,6 +74,9 @@ SERVICE_ENV: tuple[EnvVar, ...] = (
     # allow-list of IAM members) or "none" (the local stack only).
     EnvVar("APP_PUBLISH_AUTH", "publish_auth"),
     EnvVar("APP_PUBLISHERS", "publishers", _names, _joined),
+    # Cloud Run's invoker check guards every request (no allUsers), so a publisher's token that
+    # Cloud Run verified and stripped of its signature is trusted (app/api/auth.py).
+    EnvVar("APP_TRUST_CLOUD_RUN_IAM", "trust_cloud_run_iam", _flag, _flag_text),
     # Token audiences accepted besides the URL the request was sent to (custom domains).
     EnvVar("APP_TOKEN_AUDIENCES", "token_audiences", _names, _joined),
     # Requests per minute per client and instance; 0 turns the limit off (load tests).

@@ -1,4 +1,9 @@
-"""The Google APIs the stack needs, enabled before anything that calls them."""
+"""The Google APIs the stack needs, enabled before anything that calls them.
+
+`API_OF` says which API creates each kind of resource the program declares; the platform tests
+check that every resource of every stack waits (directly or through what it waits for) for its
+API, so a new kind of resource cannot race its API's enablement on a fresh project.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,17 @@ import pulumi_gcp as gcp
 
 from airline_platform.config import StackConfig
 
-REQUIRED_APIS = (
-    "bigquery.googleapis.com",
-    "cloudresourcemanager.googleapis.com",
-    "iam.googleapis.com",
-    "monitoring.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com",
-)
+# Resource type prefix (Pulumi token) -> the API that serves it.
+API_OF = {
+    "gcp:bigquery/": "bigquery.googleapis.com",
+    "gcp:cloudrunv2/": "run.googleapis.com",
+    "gcp:logging/": "logging.googleapis.com",  # log-based metrics
+    "gcp:monitoring/": "monitoring.googleapis.com",
+    "gcp:projects/iAMMember:": "cloudresourcemanager.googleapis.com",
+    "gcp:pubsub/": "pubsub.googleapis.com",
+    "gcp:serviceaccount/": "iam.googleapis.com",
+}
+REQUIRED_APIS = tuple(sorted(set(API_OF.values())))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,19 @@ INGRESS_VALUES = (
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
 _MEMBER = re.compile(r"^(user|group|serviceAccount|domain|principal|principalSet):\S+$")
-_MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+_MEMORY = re.compile(r"^([1-9][0-9]*)(Mi|Gi)$")
+# Memory (MiB) Cloud Run accepts per CPU count, from the tables in
+# https://cloud.google.com/run/docs/configuring/services/cpu (4 CPU need at least 2 GiB, 6 and 8 at
+# least 4 GiB) and https://cloud.google.com/run/docs/configuring/services/memory-limits (more than
+# 4 GiB needs 2 CPU, more than 8 GiB 4, more than 16 GiB 6, more than 24 GiB 8; at most 32 GiB;
+# at least 512 MiB in the second generation execution environment).
+CPU_MEMORY_MIB = {
+    "1": (512, 4 * 1024),
+    "2": (512, 8 * 1024),
+    "4": (2 * 1024, 16 * 1024),
+    "6": (4 * 1024, 24 * 1024),
+    "8": (4 * 1024, 32 * 1024),
+}
 # Publishers are checked against the email of a verified ID token, which names no groups.
 _PUBLISHER = re.compile(r"^(user|serviceAccount):[^@\s]+@[^@\s]+\.[^@\s]+$")
 # BigQuery bills at least 10 MB per query, so a lower cap would refuse every query.
@@ -87,10 +99,7 @@ class StackConfig:
                 f"need 0 <= minInstances <= maxInstances and maxInstances >= 1, "
                 f"got {self.min_instances}..{self.max_instances}"
             )
-        if self.cpu not in ("1", "2", "4", "6", "8"):
-            errors.append(f"cpu must be one of 1, 2, 4, 6, 8, got {self.cpu!r}")
-        if not _MEMORY.match(self.memory):
-            errors.append(f"memory must look like 512Mi or 2Gi, got {self.memory!r}")
+        errors += self._cpu_memory_problems()
         if self.partition_expiration_days is not None and self.partition_expiration_days < 1:
             errors.append("partitionExpirationDays must be a positive number of days")
         if self.environment == "prod" and self.partition_expiration_days is not None:
@@ -139,9 +148,29 @@ class StackConfig:
             errors.append("rateLimitPerMinute must be at least 1 (only the local stack runs without a limit)")
         return errors + self.monitoring.problems(self.environment)
 
+    def _cpu_memory_problems(self) -> list[str]:
+        """CPU and memory as a pair Cloud Run accepts (`CPU_MEMORY_MIB`)."""
+        memory = _MEMORY.match(self.memory)
+        if self.cpu not in CPU_MEMORY_MIB:
+            return [f"cpu must be one of {', '.join(CPU_MEMORY_MIB)}, got {self.cpu!r}"]
+        if not memory:
+            return [f"memory must look like 512Mi or 2Gi, got {self.memory!r}"]
+        mib = int(memory[1]) * (1024 if memory[2] == "Gi" else 1)
+        low, high = CPU_MEMORY_MIB[self.cpu]
+        if not low <= mib <= high:
+            return [
+                f"Cloud Run runs {self.cpu} CPU with {_size(low)} to {_size(high)} of memory, got "
+                f"{self.memory} (https://cloud.google.com/run/docs/configuring/services/cpu)"
+            ]
+        return []
+
     def labels(self, service: str) -> dict[str, str]:
         """The labels every labellable resource carries (cost and ownership reports group by them)."""
         return {"environment": self.environment, "service": service, "owner": self.owner}
+
+
+def _size(mib: int) -> str:
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
 def load_config() -> StackConfig:

@@ -45,10 +45,11 @@ class Ingestion(pulumi.ComponentResource):
         # (prod), Pulumi refuses any update that would delete or replace them.
         keep = pulumi.ResourceOptions(protect=cfg.deletion_protection)
 
-        project_number = gcp.organizations.get_project_output(project_id=cfg.project).number
-        self.pubsub_agent = pulumi.Output.concat(
-            "serviceAccount:service-", project_number, "@gcp-sa-pubsub.iam.gserviceaccount.com"
-        )
+        # Google creates the Pub/Sub service agent; ServiceIdentity asks for it (creating it on a
+        # fresh project) and gives its address, rather than a hand-formatted one that may not exist yet.
+        self.pubsub_agent = gcp.projects.ServiceIdentity(
+            f"{name}-pubsub-agent", project=cfg.project, service="pubsub.googleapis.com", opts=after_apis
+        ).member
 
         self.topic = gcp.pubsub.Topic(
             f"{name}-topic",
@@ -86,8 +87,7 @@ class Ingestion(pulumi.ComponentResource):
             dataset_id=warehouse.dataset.dataset_id,
             role="roles/bigquery.dataEditor",
             member=self.pubsub_agent,
-            # The agent exists once the Pub/Sub API is enabled.
-            opts=after_apis,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         dead_letter_publisher = gcp.pubsub.TopicIAMMember(
             f"{name}-pubsub-agent-dead-letter-publisher",

@@ -36,6 +36,7 @@ STAND_IN_IMAGE = "europe-west1-docker.pkg.dev/airline-delivery/airline/flight-ap
 # Google-managed service agents whose address the provider computes (`gcp.projects.ServiceIdentity`).
 SERVICE_AGENT_DOMAINS = {
     "monitoring.googleapis.com": "gcp-sa-monitoring-notification.iam.gserviceaccount.com",
+    "pubsub.googleapis.com": "gcp-sa-pubsub.iam.gserviceaccount.com",
     "run.googleapis.com": "serverless-robot-prod.iam.gserviceaccount.com",
 }
 

@@ -35,6 +35,8 @@ def service_settings(cfg: StackConfig) -> dict[str, object]:
         # Every environment verifies the publisher's Google ID token: no anonymous publishing.
         "publish_auth": "google-id-token",
         "publishers": cfg.publishers,
+        # Without allUsers every request has passed Cloud Run's invoker check (app/api/auth.py).
+        "trust_cloud_run_iam": not cfg.allow_public_invoker,
         "max_bytes_billed": cfg.max_bytes_billed,
         "rate_limit_per_minute": cfg.rate_limit_per_minute,
     }
@@ -154,7 +156,8 @@ class ApiService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants]),
         )
 
-        invokers = list(cfg.invoker_members)
+        # Cloud Run refuses a caller without run.invoker before the app sees it: publishers need it too.
+        invokers = list(dict.fromkeys([*cfg.invoker_members, *cfg.publishers]))
         if cfg.allow_public_invoker:
             invokers.append("allUsers")
         for invoker in invokers:

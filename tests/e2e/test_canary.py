@@ -2,8 +2,12 @@
 
 Runs against the local stack by default. Point it at a deployed environment with
 `E2E_BASE_URL` (the service URL), `E2E_PROJECT` (its Google Cloud project), optionally
-`E2E_TOPIC` (default: the pipeline's topic) and `E2E_ID_TOKEN` (an identity token for a
-private Cloud Run service); publishing then uses Application Default Credentials.
+`E2E_TOPIC` (default: the pipeline's topic) and `E2E_ID_TOKEN` (an ID token whose audience is
+the service URL, of a principal on the stack's publisher list); publishing to the topic then uses
+Application Default Credentials.
+
+The token goes in both headers, as docs/api.md says every caller sends it: Cloud Run's invoker
+check reads `X-Serverless-Authorization` and leaves `Authorization`, signature intact, to the app.
 """
 
 from __future__ import annotations
@@ -42,9 +46,8 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             os.environ["E2E_PROJECT"], os.environ.get("E2E_TOPIC", PIPELINE.topic)
         )
         token = os.environ.get("E2E_ID_TOKEN")
-        yield Target(
-            base_url.rstrip("/"), publisher, topic, {"Authorization": f"Bearer {token}"} if token else {}
-        )
+        bearer = {"Authorization": f"Bearer {token}", "X-Serverless-Authorization": f"Bearer {token}"}
+        yield Target(base_url.rstrip("/"), publisher, topic, bearer if token else {})
     else:
         stack = request.getfixturevalue("local_stack")
         yield Target(stack.api_base_url, stack.publisher(), stack.topic_path)

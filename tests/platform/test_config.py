@@ -66,6 +66,16 @@ def channel(**changes: object) -> Channel:
         ({"owner": "Data Platform"}, "owner must be a label value"),
         ({"ingress": "all"}, "ingress must be one of"),
         ({"memory": "1GB"}, "memory must look like"),
+        ({"cpu": "3"}, "cpu must be one of 1, 2, 4, 6, 8"),
+        # Cloud Run's CPU/memory table (config.CPU_MEMORY_MIB cites the pages).
+        ({"cpu": "4", "memory": "512Mi"}, "4 CPU with 2Gi to 16Gi of memory, got 512Mi"),
+        ({"cpu": "4", "memory": "1Gi"}, "4 CPU with 2Gi to 16Gi"),
+        ({"cpu": "6", "memory": "2Gi"}, "6 CPU with 4Gi to 24Gi"),
+        ({"cpu": "8", "memory": "3Gi"}, "8 CPU with 4Gi to 32Gi"),
+        ({"cpu": "1", "memory": "5Gi"}, "1 CPU with 512Mi to 4Gi"),
+        ({"cpu": "2", "memory": "9Gi"}, "2 CPU with 512Mi to 8Gi"),
+        ({"cpu": "8", "memory": "33Gi"}, "8 CPU with 4Gi to 32Gi"),
+        ({"memory": "256Mi"}, "1 CPU with 512Mi to 4Gi|2 CPU with 512Mi to 8Gi"),
         ({"max_delivery_attempts": 3}, "maxDeliveryAttempts"),
         ({"retry_minimum_backoff_seconds": 700}, "retryMinimumBackoffSeconds"),
         ({"monitoring": monitoring(goals={"api-availability": 0.999})}, "needs a goal for api-latency"),
@@ -106,6 +116,14 @@ def channel(**changes: object) -> Channel:
 def test_invalid_values_are_rejected(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         dataclasses.replace(GOOD, **changes)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [("1", "512Mi"), ("1", "4Gi"), ("2", "8Gi"), ("4", "2Gi"), ("4", "16Gi"), ("6", "4Gi"), ("8", "32Gi")],
+)
+def test_cpu_and_memory_at_the_edges_of_cloud_runs_table_are_accepted(cpu: str, memory: str) -> None:
+    assert dataclasses.replace(GOOD, cpu=cpu, memory=memory).memory == memory
 
 
 def test_all_problems_are_reported_at_once() -> None:

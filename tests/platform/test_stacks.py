@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from airline_platform.apis import API_OF, REQUIRED_APIS
 from airline_platform.config import ConfigError
 from airline_platform.plan import MOCK_PROJECT_NUMBER, STAND_IN_IMAGE, Plan, render, stack_config
 
@@ -233,6 +234,8 @@ def test_service_shape_follows_config(
         publishers=tuple(json.loads(config[key + "publishers"])),
         max_bytes_billed=int(config[key + "maxBytesBilled"]),
         rate_limit_per_minute=int(config[key + "rateLimitPerMinute"]),
+        # Only where Cloud Run's invoker check guards every request (app/api/auth.py).
+        trust_cloud_run_iam=config[key + "allowPublicInvoker"] != "true",
     )
 
 
@@ -244,32 +247,56 @@ def test_invokers(plans: dict[str, Plan], stack: str, public: bool) -> None:
         if r["name"] != "monitoring-uptime-invoker"  # the uptime check's identity, see test_monitoring
     ]
     members = {r["inputs"]["member"] for r in invokers}
+    config = stack_config(stack)
     assert ("allUsers" in members) is public
     assert "allAuthenticatedUsers" not in members
-    assert members - {"allUsers"} == set(
-        json.loads(stack_config(stack)["airline-data-platform:invokerMembers"])
+    # Cloud Run refuses a caller without run.invoker before the app sees it: publishers included.
+    assert members - {"allUsers"} == set(json.loads(config["airline-data-platform:invokerMembers"])) | set(
+        json.loads(config["airline-data-platform:publishers"])
     )
     assert {r["inputs"]["role"] for r in invokers} == {"roles/run.invoker"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_resources_wait_for_their_apis(plans: dict[str, Plan], stack: str) -> None:
-    plan = plans[stack]
-    urn = {r["name"]: r["urn"] for r in plan.resources}
-    needs = {
-        "warehouse-dataset": "apis-bigquery",
-        "ingestion-topic": "apis-pubsub",
-        "ingestion-dead-letter-topic": "apis-pubsub",
-        "api-account": "apis-iam",
-        "api-service": "apis-run",
-        "ingestion-pubsub-agent-dataset-editor": "apis-pubsub",
-        "monitoring-service-api": "apis-monitoring",
-        "monitoring-dashboard": "apis-monitoring",
-        "monitoring-alert-api-availability-fast-burn": "apis-monitoring",
-        "monitoring-uptime-check": "apis-monitoring",
+def test_every_publisher_can_invoke_the_service(plans: dict[str, Plan], stack: str) -> None:
+    """Whatever the other invokers, each principal the app lets publish can reach the app."""
+    grants = {
+        (r["inputs"]["member"], r["inputs"]["role"], r["inputs"]["name"])
+        for r in of_type(plans[stack], "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     }
-    for resource, api in needs.items():
-        assert urn[api] in plan.dependencies[urn[resource]], resource
+    publishers = json.loads(stack_config(stack)["airline-data-platform:publishers"])
+    assert publishers
+    for publisher in publishers:
+        assert (publisher, "roles/run.invoker", "flight-api") in grants
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_waits_for_its_api(plans: dict[str, Plan], stack: str) -> None:
+    """On a fresh project each resource is created only after the API that serves it is enabled."""
+    plan = plans[stack]
+    by_urn = {r["urn"]: r for r in plan.resources}
+    enabler = {r["inputs"]["service"]: r["urn"] for r in of_type(plan, "gcp:projects/service:Service")}
+    assert set(enabler) == set(REQUIRED_APIS)
+
+    def waits_for(urn: str, seen: set[str]) -> set[str]:
+        for dependency in plan.dependencies.get(urn, []):
+            if dependency not in seen:
+                seen.add(dependency)
+                waits_for(dependency, seen)
+        return seen
+
+    checked = 0
+    for resource in plan.resources:
+        if not resource["type"].startswith("gcp:") or resource["type"] == "gcp:projects/service:Service":
+            continue
+        if resource["type"] == "gcp:projects/serviceIdentity:ServiceIdentity":
+            api = resource["inputs"]["service"]  # the agent of that API
+        else:
+            (api,) = [api for prefix, api in API_OF.items() if resource["type"].startswith(prefix)]
+        assert enabler[api] in waits_for(resource["urn"], set()), (resource["name"], api)
+        assert by_urn[enabler[api]]["inputs"]["project"] == resource["inputs"]["project"]
+        checked += 1
+    assert checked > 50
 
 
 @pytest.mark.parametrize("stack", STACKS)
