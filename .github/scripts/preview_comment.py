@@ -27,6 +27,10 @@ VERDICT = {
     "success": "preview succeeded",
     "failure": "**preview FAILED** (errors and policy violations below; the job fails too)",
     "skipped": "**preview did not run**: an earlier step failed (authentication, toolchain); see the run",
+    "main-only": (
+        "not previewed from a pull request (its token reaches neither prod's state nor its key); "
+        "prod is previewed on `main` before its approval, and the update applies exactly that preview"
+    ),
 }
 
 
@@ -63,7 +67,7 @@ def render(args: argparse.Namespace) -> str:
         lines += ["_No cost estimate: the offline plan (`make plan`) did not finish; see the run._", ""]
     lines += section("Data path (topics, subscriptions, dataset, table)", args.guard, 4_000)
     lines += section("Preview", args.preview, MAX_OUTPUT - 12_000)
-    if not args.preview or not Path(args.preview).is_file():
+    if args.outcome != "main-only" and not (args.preview and Path(args.preview).is_file()):
         lines += ["_No preview output: the preview step did not run._", ""]
     return "\n".join(lines)
 

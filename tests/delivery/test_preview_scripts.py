@@ -118,6 +118,13 @@ def test_a_preview_that_never_ran_still_says_so(tmp_path: Path) -> None:
     assert "_No preview output" in body
 
 
+def test_prods_comment_on_a_pull_request_says_where_prod_is_previewed(tmp_path: Path) -> None:
+    body = render(tmp_path, "main-only", None)
+    assert "prod is previewed on `main` before its approval" in body
+    assert "_No preview output" not in body
+    assert "$812.40 -> $1,020.10" in body
+
+
 def test_a_missing_cost_delta_is_said_not_skipped(tmp_path: Path) -> None:
     args = ["render", "--stack", "prod", "--outcome", "success", "--sha", "b" * 40, "--run-url", "https://r"]
     result = script("preview_comment.py", *args, "--cost", str(tmp_path / "absent.md"))

@@ -247,14 +247,24 @@ def test_each_stack_comments_itself_on_success_and_on_failure() -> None:
     assert step["if"] == "${{ !cancelled() }}"
     assert comment == len(job_steps) - 1
     assert '--stack "$STACK"' in step["run"]
-    assert (
-        step["env"]["OUTCOME"]
-        == "${{ steps.guard.outcome == 'failure' && 'failure' || steps.preview.outcome }}"
+    assert step["env"]["OUTCOME"] == (
+        "${{ matrix.stack == 'prod' && 'main-only' "
+        "|| steps.guard.outcome == 'failure' && 'failure' || steps.preview.outcome }}"
     )
     # .venv exists before anything can fail for lack of credentials.
     toolchain = index_of(job_steps, lambda s: s.get("uses") == TOOLCHAIN)
     auth = index_of(job_steps, lambda s: uses(s) == "google-github-actions/auth")
     assert toolchain < auth
+
+
+def test_a_pull_request_never_asks_for_prods_credentials() -> None:
+    """Prod's state and key are reached from main only (deploy-stack.yml's preview job)."""
+    job = workflow("preview")["jobs"]["preview"]
+    cloud = [
+        s for s in job["steps"] if uses(s) == "google-github-actions/auth" or "pulumi " in s.get("run", "")
+    ]
+    assert cloud
+    assert all(s["if"] == "matrix.stack != 'prod'" for s in cloud)
 
 
 def test_each_comment_carries_the_data_path_guard_and_the_cost_delta() -> None:
@@ -363,7 +373,8 @@ def test_a_replacement_of_the_data_path_fails_the_preview() -> None:
         preview = step_index(job, "preview")
         guard = index_of(job["steps"], lambda s: "plan_guard.py" in s.get("run", ""))
         assert preview < guard
-        assert "if" not in job["steps"][guard]  # runs, and fails the job, whenever the preview passed
+        # Runs, and fails the job, whenever the preview ran and passed.
+        assert job["steps"][guard].get("if") == job["steps"][preview].get("if")
         assert "set -o pipefail" in job["steps"][guard]["run"]
 
 
