@@ -9,12 +9,13 @@ LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan checkov lock clean bench locust-env notebook conformance
+.PHONY: help install run test test-fast lint typecheck plan cost-diff checkov lock clean bench locust-env notebook conformance
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
 	@echo "make test       lint, type-check and run the whole test suite (starts its own emulators)"
-	@echo "make plan       render the dev/staging/prod stacks offline into plans/ and diff them"
+	@echo "make plan       render the dev/staging/prod stacks offline into plans/, diff them, estimate their cost"
+	@echo "make cost-diff  BASE_PLANS=dir HEAD_PLANS=dir: each stack's monthly cost before and after (markdown)"
 	@echo "make conformance STACK=dev|staging|prod   check a deployed stack as only a real project can (docs/operations.md)"
 	@echo "make notebook   run notebooks/walkthrough.ipynb fully (its own stack) and store it with its outputs"
 	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
@@ -81,6 +82,10 @@ notebook: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
+
+# A pull request's cost delta, as markdown: make cost-diff BASE_PLANS=<base's plans/> HEAD_PLANS=<head's plans/>
+cost-diff: $(VENV)/.installed
+	PYTHONPATH=platform $(PY) -m airline_platform.cost diff --base $(BASE_PLANS) --head $(HEAD_PLANS)
 
 # After `pulumi up` and the canary: reads the stack's outputs with the Pulumi CLI and checks the
 # deployed resources through Google's APIs (Application Default Credentials; ID_TOKEN if private).

@@ -1,9 +1,14 @@
 """Render each stack offline under Pulumi mocks: the harness behind `make plan` and the platform tests.
 
 No Pulumi CLI or provider plugin is needed: the real program (`platform/__main__.py`) runs
-against a mock monitor that records every resource with its inputs exactly as the engine
-would receive them (camelCase keys, whole numbers as floats) and answers the few
-provider-computed outputs the program reads. Usage: `python -m airline_platform.plan [stack...]`.
+under Pulumi's public mocks API (`pulumi.runtime.set_mocks` and `pulumi.runtime.test`, as
+https://www.pulumi.com/docs/iac/concepts/testing/unit/ shows), whose `Mocks.new_resource` records
+every resource with its inputs exactly as the engine would receive them (camelCase keys, whole
+numbers as floats) and answers the few provider-computed outputs the program reads. One thing the
+public API does not hand over, each resource's URN and explicit dependencies, is read from the
+mock monitor's registration request; if a Pulumi upgrade changes that, rendering stops with
+`PulumiInternalsChanged` naming the installed version, never a silently wrong plan.
+Usage: `python -m airline_platform.plan [stack...]`.
 The same harness renders the delivery bootstrap program (`platform/bootstrap/`) in its tests.
 """
 
@@ -15,16 +20,19 @@ import json
 import runpy
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks, settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime import mocks
 
 from airline_platform import plan_report
+from airline_platform.cost import model as cost_model
+from airline_platform.cost import report as cost_report
+from airline_platform.cost.prices import PriceTable
+from airline_platform.cost.traffic import Traffic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACKS_DIR = REPO_ROOT / "stacks"
@@ -39,6 +47,21 @@ SERVICE_AGENT_DOMAINS = {
     "pubsub.googleapis.com": "gcp-sa-pubsub.iam.gserviceaccount.com",
     "run.googleapis.com": "serverless-robot-prod.iam.gserviceaccount.com",
 }
+
+
+# The Pulumi SDK this harness was last checked against (requirements/dev.txt pins it).
+CHECKED_PULUMI = "3.272.0"
+
+
+class PulumiInternalsChanged(RuntimeError):
+    """The installed Pulumi SDK no longer exposes what the offline plan reads beyond its public API."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"pulumi {version('pulumi')} changed what the offline plan reads from its mock monitor "
+            f"({detail}); it was checked with pulumi {CHECKED_PULUMI}. Pin that version in "
+            "requirements/dev.txt or adapt platform/airline_platform/plan.py (_Monitor)."
+        )
 
 
 def _digest(name: str, length: int) -> str:
@@ -89,8 +112,16 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def __init__(self, project: str) -> None:
         self.project = project
+        self.registered: list[dict[str, Any]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        resource_id, outputs = self._answer(args)
+        self.registered.append(
+            {"type": args.typ, "name": args.name, "inputs": dict(args.inputs), "outputs": outputs}
+        )
+        return resource_id, outputs
+
+    def _answer(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         outputs: dict[str, Any] = dict(inputs)
         resource_id = f"{args.name}-id"
@@ -151,28 +182,30 @@ class _Mocks(pulumi.runtime.Mocks):
 
 
 class _Monitor(mocks.MockMonitor):
-    """Records each registration in order, with the URN the engine would assign."""
+    """Adds to each resource the mocks recorded the URN the engine would assign and its explicit
+    dependencies: the one reading beyond Pulumi's public API (`set_mocks` documents `monitor=`,
+    the request's fields are the engine protocol's), guarded by `PulumiInternalsChanged`."""
 
     def __init__(self, mock: _Mocks) -> None:
         super().__init__(mock)
-        self.registered: list[dict[str, Any]] = []
+        self.recorder = mock
         self.dependencies: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
-            outputs = pulumi.runtime.rpc.deserialize_properties(response.object)
-            self.registered.append(
-                {
-                    "type": request.type,
-                    "name": request.name,
-                    "urn": response.urn,
-                    "inputs": inputs,
-                    "outputs": outputs,
-                }
-            )
-            self.dependencies[response.urn] = list(request.dependencies)
+        try:
+            urn = response.urn
+            if request.type != "pulumi:pulumi:Stack":
+                # Registrations run on several threads: find this one's record by type and name.
+                record = next(
+                    r
+                    for r in self.recorder.registered
+                    if (r["type"], r["name"]) == (request.type, request.name) and "urn" not in r
+                )
+                record["urn"] = urn
+                self.dependencies[urn] = list(request.dependencies)
+        except (AttributeError, StopIteration, TypeError) as error:
+            raise PulumiInternalsChanged(f"RegisterResource: {error!r}") from error
         return response
 
 
@@ -185,23 +218,24 @@ def render(stack: str, overrides: dict[str, str] | None = None, program: Program
     config = program.deploy_time_config | stack_config(stack, program.stacks_dir) | (overrides or {})
     # Pulumi's runtime awaits on the thread's current loop; `asyncio.run` elsewhere leaves none.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    settings.reset_options(project=program.project, stack=stack, preview=False)
+    pulumi.runtime.reset_options(project=program.project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config, [])
-    monitor = _Monitor(_Mocks(config["gcp:project"]))
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project=program.project, stack=stack, preview=False, monitor=monitor
-    )
+    recorder = _Mocks(config["gcp:project"])
+    monitor = _Monitor(recorder)
+    pulumi.runtime.set_mocks(recorder, project=program.project, stack=stack, preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
 
-    def run() -> None:
+    @pulumi.runtime.test
+    def run() -> pulumi.Output[None]:
         runpy.run_path(str(program.entry), run_name="__main__")
-        root = settings.get_root_resource()
-        exports = pulumi.Output.from_input(getattr(root, "outputs", {}))
-        outputs.update(_sync_await(exports.future()) or {})
+        exports = getattr(pulumi.runtime.get_root_resource(), "outputs", {})
+        return pulumi.Output.from_input(exports).apply(lambda values: outputs.update(values or {}))
 
-    _sync_await(run_pulumi_func(run))
+    run()
+    if any("urn" not in r for r in recorder.registered):
+        raise PulumiInternalsChanged("a resource was recorded without passing through RegisterResource")
     # Registration order depends on task scheduling; sort so plans compare and diff cleanly.
-    return Plan(stack, sorted(monitor.registered, key=lambda r: r["urn"]), outputs, monitor.dependencies)
+    return Plan(stack, sorted(recorder.registered, key=lambda r: r["urn"]), outputs, monitor.dependencies)
 
 
 def write(plan: Plan, directory: Path = PLANS_DIR) -> Path:
@@ -213,11 +247,23 @@ def write(plan: Plan, directory: Path = PLANS_DIR) -> Path:
     return path
 
 
+def estimate(plan: Plan, prices: PriceTable) -> cost_model.Estimate:
+    """The stack's monthly cost at the traffic its stack file declares."""
+    return cost_model.estimate(
+        plan.stack, plan.resources, Traffic.from_config(stack_config(plan.stack)), prices
+    )
+
+
 def main(argv: list[str]) -> int:
     plans = [render(stack) for stack in (argv or STACKS)]
-    for plan in plans:
-        print(f"\n{plan.stack}: {len(plan.resources)} resources -> {write(plan).relative_to(REPO_ROOT)}")
+    prices = PriceTable.load()
+    estimates = [estimate(plan, prices) for plan in plans]
+    for plan, cost in zip(plans, estimates, strict=True):
+        write(plan)
+        (PLANS_DIR / f"{plan.stack}.cost.json").write_text(cost_model.dumps(cost))
+        print(f"\n{plan.stack}: {len(plan.resources)} resources -> plans/{plan.stack}.json")
         print("\n".join(plan_report.stack_summary(plan.resources)))
+        print("\n".join(cost_report.table(cost)))
     if len(plans) > 1:
         stacks = ", ".join(p.stack for p in plans)
         print(f"\nMonitoring at a glance:\n{plan_report.at_a_glance({p.stack: p.resources for p in plans})}")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 from airline_platform import plan_report
-from airline_platform.plan import Plan, stack_config
+from airline_platform.plan import CHECKED_PULUMI, Plan, PulumiInternalsChanged, render, stack_config
+from pulumi.runtime import mocks
 
 
 def test_values_read_like_a_person_writes_them() -> None:
@@ -58,3 +64,19 @@ def test_each_stack_shows_its_monitoring(plans: dict[str, Plan]) -> None:
     glance = plan_report.at_a_glance({s: p.resources for s, p in plans.items()})
     assert "goal api-availability       95%      99%                 99.9%" in glance
     assert "CRITICAL alerts notify      nobody" in glance
+
+
+def test_a_changed_pulumi_internal_stops_the_plan_naming_the_version(monkeypatch: Any) -> None:
+    """The one read beyond Pulumi's public mocks API (URNs and dependencies from the mock monitor's
+    registration) fails loudly, naming the installed and the checked version, never a silent plan."""
+    original = mocks.MockMonitor.RegisterResource
+
+    def without_urn(self: mocks.MockMonitor, request: Any) -> Any:
+        response = original(self, request)
+        return SimpleNamespace(id=response.id, object=response.object)  # as if `urn` were renamed
+
+    monkeypatch.setattr(mocks.MockMonitor, "RegisterResource", without_urn)
+    with pytest.raises(PulumiInternalsChanged) as failure:
+        render("dev")
+    assert f"pulumi {version('pulumi')} changed" in str(failure.value)
+    assert f"checked with pulumi {CHECKED_PULUMI}" in str(failure.value)

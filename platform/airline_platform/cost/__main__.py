@@ -1,0 +1,50 @@
+"""`python -m airline_platform.cost`: the cost delta of two sets of plans, and the price refresh.
+
+    diff --base <plans dir> --head <plans dir> [stack...]   markdown for the pull request comment
+    refresh-prices                                           prices.json from the Cloud Billing Catalog API
+
+`make plan` writes the estimates (`plans/<stack>.cost.json`) that `diff` compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airline_platform.cost import prices, report
+from airline_platform.cost.model import Estimate
+
+STACKS = ("dev", "staging", "prod")
+
+
+def _load(directory: Path, stack: str) -> Estimate | None:
+    path = directory / f"{stack}.cost.json"
+    return Estimate.from_json(json.loads(path.read_text())) if path.exists() else None
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m airline_platform.cost")
+    commands = parser.add_subparsers(dest="command", required=True)
+    diff = commands.add_parser("diff", help="markdown: each stack's estimate before and after, and why")
+    diff.add_argument("--base", type=Path, required=True, help="plans/ of the base branch (make plan)")
+    diff.add_argument("--head", type=Path, required=True, help="plans/ of the pull request (make plan)")
+    diff.add_argument("stacks", nargs="*", default=list(STACKS))
+    commands.add_parser("refresh-prices", help="rewrite prices.json from the Cloud Billing Catalog API")
+    args = parser.parse_args(argv)
+    if args.command == "diff":
+        print("### Monthly cost estimate (`make plan`), before and after this change\n")
+        for stack in args.stacks:
+            print(report.diff(stack, _load(args.base, stack), _load(args.head, stack)))
+        return 0
+    table = json.loads(prices.PRICES_PATH.read_text())
+    updated, unmatched = prices.refresh(table, prices.google_fetch(), datetime.now(UTC).date())
+    prices.PRICES_PATH.write_text(json.dumps(updated, indent=2) + "\n")
+    print(f"prices.json checked {updated['checked']}; left as they were: {', '.join(unmatched) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
