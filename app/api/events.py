@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from app.api.auth import require_publisher
 from app.api.openapi import OperationDocs, documented, json_body
-from app.api.problems import problem_responses
+from app.api.problems import RATE_LIMITED, UNAVAILABLE, problem_responses
 from app.api.services import Services
 from app.api.telemetry import annotate
 from app.contract.examples import EXAMPLE_EVENT
@@ -79,7 +79,17 @@ PUBLISH_DOCS = OperationDocs(
     guards=[require_publisher],
     security=[{"GoogleIdToken": []}],
     operation_class=documented(PUBLISH_DOCS),
-    responses=problem_responses(400, 401, 403, 413, 415, 429, 503),
+    responses=problem_responses(
+        {
+            400: "The event breaks the contract: Expected `str`, got `int` - at `$.carrier`",
+            401: "Publishing needs a Google-signed ID token: Authorization: Bearer <token>.",
+            403: "serviceAccount:someone@example.iam.gserviceaccount.com may not publish flight events here.",
+            413: f"The body is larger than the {MAX_EVENT_BYTES} bytes this operation accepts.",
+            415: "Send the event as `Content-Type: application/json`.",
+            429: RATE_LIMITED,
+            503: UNAVAILABLE,
+        }
+    ),
 )
 async def publish_event(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Accepted:
     """Validates the event against the contract, then publishes it; 202 once Pub/Sub has it."""

@@ -17,7 +17,7 @@ from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from app.api.cached_reads import CACHE_HEADERS, NOT_MODIFIED, cached_read
 from app.api.cursor import CURSOR_MAX_LENGTH, PageCursor, cursor_error, decode_cursor, encode_cursor
 from app.api.openapi import OperationDocs, documented
-from app.api.problems import problem_body, problem_responses
+from app.api.problems import RATE_LIMITED, UNAVAILABLE, problem_body, problem_responses
 from app.api.services import Services
 from app.api.warehouse import FlightQuery, StoredEventBreaksContract, day_window
 from app.contract.examples import EXAMPLE_EVENT
@@ -162,7 +162,14 @@ LOOKUP_DOCS = OperationDocs(response_examples={"200": {"first-flight-of-2013": E
     operation_class=documented(LIST_DOCS),
     responses={200: ResponseSpec(FlightPage, description="A page of flights", generate_examples=False)}
     | NOT_MODIFIED
-    | problem_responses(400, 429, 503),
+    | problem_responses(
+        {
+            400: "`limit`: given more than once "
+            "(accepted: carrier, cursor, destination, from, limit, origin, to)",
+            429: RATE_LIMITED,
+            503: UNAVAILABLE,
+        }
+    ),
     response_headers=CACHE_HEADERS,
 )
 async def list_flights(
@@ -241,7 +248,14 @@ async def list_flights(
     operation_class=documented(LOOKUP_DOCS),
     responses={200: ResponseSpec(FlightEvent, description="The flight event", generate_examples=False)}
     | NOT_MODIFIED
-    | problem_responses(400, 404, 429, 503),
+    | problem_responses(
+        {
+            400: "Invalid `on`: Invalid RFC3339 encoded date",
+            404: f"no flight event with id {EXAMPLE_EVENT['event_id']!r}",
+            429: RATE_LIMITED,
+            503: UNAVAILABLE,
+        }
+    ),
     response_headers=CACHE_HEADERS,
 )
 async def get_flight(

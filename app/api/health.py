@@ -46,7 +46,7 @@ async def _failure(name: str, check: Any) -> str | None:
     operation_id="readiness",
     tags=["health"],
     summary="Readiness",
-    responses=problem_responses(503),
+    responses=problem_responses({503: "not ready: pubsub: ServiceUnavailable"}),
     operation_class=documented(
         OperationDocs(response_examples={"200": {"ready": Example(value={"status": "ready"})}})
     ),

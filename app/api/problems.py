@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -49,20 +50,14 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     errors: list[dict[str, Any]] | None = None
 
 
-EXAMPLE_DETAILS = {
-    400: "`limit`: given more than once (accepted: carrier, cursor, destination, from, limit, origin, to)",
-    401: "Publishing needs a Google-signed ID token: Authorization: Bearer <token>.",
-    403: "serviceAccount:someone@example.iam.gserviceaccount.com may not publish flight events here.",
-    404: "no flight event with id 'f72b6386-11e9-5db3-970a-c562fd43c40b'",
-    413: "The body is larger than the 8192 bytes this operation accepts.",
-    415: "Send the event as `Content-Type: application/json`.",
-    429: "More than 600 requests a minute from this client; slow down.",
-    503: "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later.",
-}
+# Examples every operation that can answer these statuses shares; the others are each operation's own
+# (`problem_responses`), so a document never shows one operation's error under another.
+RATE_LIMITED = "More than 600 requests a minute from this client; slow down."
+UNAVAILABLE = "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later."
 
 
-def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries, with an example, for the error statuses a route can answer."""
+def problem_responses(details: Mapping[int, str]) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses an operation answers, each with its own example detail."""
     return {
         status: ResponseSpec(
             data_container=ProblemDetails,
@@ -72,13 +67,11 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
             examples=[
                 Example(
                     summary=HTTPStatus(status).phrase,
-                    value=ProblemDetails(
-                        "about:blank", HTTPStatus(status).phrase, status, EXAMPLE_DETAILS[status]
-                    ),
+                    value=ProblemDetails("about:blank", HTTPStatus(status).phrase, status, detail),
                 )
             ],
         )
-        for status in statuses
+        for status, detail in details.items()
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.api.main import create_app
+from app.api.services import Services
 from app.api.settings import Settings
 from app.contract.examples import EXAMPLE_EVENT
 from app.contract.flight_event import decode_event
@@ -90,3 +91,79 @@ def test_date_parameters_state_their_range(spec: dict) -> None:
 def test_the_example_event_is_the_first_replayed_flight() -> None:
     first = next(read_flights(date(2013, 1, 1), days=1))
     assert to_event(first, airport_zones()) == decode_event(json.dumps(EXAMPLE_EVENT))
+
+
+class NoFlights:
+    """A warehouse that has no flight: the lookup answers its 404."""
+
+    def get_flight(self, event_id: str, on: date | None) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+# Requests that make an operation answer a documented error, to compare with its example.
+TOO_BIG = b"{" + b" " * 9000 + b"}"
+WRONG_TYPE = json.dumps(EXAMPLE_EVENT | {"carrier": 7}).encode()
+JSON_BODY = {"content-type": "application/json"}
+PROVOKED: dict[tuple[str, str, str], dict] = {
+    ("post", "/v1/events", "400"): {"content": WRONG_TYPE, "headers": JSON_BODY},
+    ("post", "/v1/events", "401"): {
+        "content": WRONG_TYPE,
+        "headers": JSON_BODY,
+        "publish_auth": "google-id-token",
+    },
+    ("post", "/v1/events", "413"): {"content": TOO_BIG, "headers": JSON_BODY},
+    ("post", "/v1/events", "415"): {"content": WRONG_TYPE, "headers": {"content-type": "text/plain"}},
+    ("get", "/v1/flights", "400"): {"url": "/v1/flights?limit=1&limit=2"},
+    ("get", "/v1/flights/{event_id}", "400"): {
+        "url": f"/v1/flights/{EXAMPLE_EVENT['event_id']}?on=2013-13-01"
+    },
+    ("get", "/v1/flights/{event_id}", "404"): {"url": f"/v1/flights/{EXAMPLE_EVENT['event_id']}"},
+}
+# Documented errors no offline request provokes here: shared ones (429, 503; their text names no
+# operation) and the publisher refusal, which needs a signed token (tests/unit/test_publish_auth.py).
+NOT_PROVOKED = {
+    ("post", "/v1/events", "403"),
+    ("get", "/ready", "503"),
+    *(
+        (method, path, status)
+        for method, path in (
+            ("post", "/v1/events"),
+            ("get", "/v1/flights"),
+            ("get", "/v1/flights/{event_id}"),
+        )
+        for status in ("429", "503")
+    ),
+}
+
+
+def problem_examples(spec: dict) -> dict[tuple[str, str, str], dict]:
+    return {
+        (method, path, status): example["value"]
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        for example in response.get("content", {})
+        .get("application/problem+json", {})
+        .get("examples", {})
+        .values()
+    }
+
+
+def test_every_error_example_is_its_operations_own(spec: dict) -> None:
+    """Each problem example carries its response's status, and is what that operation really answers."""
+    examples = problem_examples(spec)
+    assert examples.keys() == PROVOKED.keys() | NOT_PROVOKED  # a new error response needs a decision here
+    for (method, path, status), value in examples.items():
+        assert value["status"] == int(status), (method, path)
+    for key, recipe in PROVOKED.items():
+        method, path, status = key
+        recipe = dict(recipe)
+        services = Services(Settings(project_id="docs-test", publish_auth=recipe.pop("publish_auth", "none")))
+        services.__dict__["warehouse"] = NoFlights()
+        with TestClient(create_app(services=services)) as client:
+            response = client.request(method.upper(), recipe.pop("url", path), **recipe)
+        assert response.status_code == int(status), (key, response.text)
+        assert response.json()["detail"] == examples[key]["detail"], key
