@@ -1,64 +1,119 @@
-"""What the service tells its operators: JSON logs in Cloud Logging's format, one access line per request.
+"""What the service tells its operators that Cloud Run cannot: JSON lines in Cloud Logging's format.
+
+Cloud Run already writes one request log entry per request (`run.googleapis.com/requests`, with
+`httpRequest`, latency, status and trace: https://cloud.google.com/run/docs/logging), so the app
+writes no access line of its own. It writes only what Cloud Run cannot know: one line per
+refused request (`"kind": "refusal"`, with the reason and the principal), one per warehouse
+query (`app/api/warehouse.py`: shape, outcome, latency, bytes billed), one per stored row that
+breaks the contract, and once a minute per instance the cache results it counted
+(`"kind": "cache_summary"`) instead of a line per cache hit.
 
 Cloud Run ships each stdout line to Cloud Logging; a line that is a JSON object becomes a
-structured entry, and some keys are understood: `severity`, `message`, `httpRequest`, and
-`logging.googleapis.com/trace` (which links the entry to the request's trace and to Cloud
-Run's own request log). Every line written while a request is served carries that request's
-trace (from `traceparent` or `X-Cloud-Trace-Context`) and its request id, which is echoed in
-the `X-Request-Id` response header. Other fields go under `jsonPayload`; the Pulumi program
-turns some into log-based metrics (cache results, warehouse latency and bytes billed,
-rejected events, contract breaches).
+structured entry whose special fields (`severity`, `logging.googleapis.com/trace`, ...) Cloud
+Logging lifts out of `jsonPayload` into the `LogEntry`
+(https://cloud.google.com/logging/docs/structured-logging#special-payload-fields). Every line
+written while a request is served carries that request's trace (from `traceparent` or
+`X-Cloud-Trace-Context`), which joins it to Cloud Run's request entry, and its request id,
+echoed in the `X-Request-Id` response header.
 
-Nothing secret is logged: no header except the user agent, never a token.
+Nothing secret is logged: no header, never a token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
 import logging
 import re
 import secrets
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextvars import Context, ContextVar
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("app.api.access")
+log = logging.getLogger("app.api.telemetry")
 
-REQUEST_ID_HEADER = "x-request-id"
-_READ_HEADERS = {REQUEST_ID_HEADER.encode(), b"traceparent", b"x-cloud-trace-context", b"user-agent"}
+REQUEST_ID_HEADER = b"x-request-id"
+_TRACE_HEADERS = (b"traceparent", b"x-cloud-trace-context")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/([0-9]+))?(?:;o=([01]))?$")
-
-
-@dataclass
-class RequestContext:
-    """What every log line of one request shares, and what its handlers add for the access line."""
-
-    request_id: str
-    trace_id: str | None = None
-    span_id: str | None = None
-    sampled: bool = False
-    fields: dict[str, Any] = field(default_factory=dict)
-
+# How often an instance writes its cache tally: one line a minute instead of one per read.
+CACHE_SUMMARY_SECONDS = 60.0
 
 # This instance's random prefix and a counter: unique across instances without a system call per
 # request (uuid4 reads the OS's random source each time, a sixth of a cache hit's cost).
 _INSTANCE = secrets.token_hex(8)
 _request_ids = (f"{_INSTANCE}-{n:x}" for n in itertools.count(1))
-CURRENT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request", default=None)
+
+
+class RequestContext:
+    """What every line written for one request shares; the trace is parsed only if a line is written."""
+
+    def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self._headers = headers
+        incoming = next((v.decode("latin-1") for k, v in headers if k == REQUEST_ID_HEADER), "")
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else next(_request_ids)
+        self.fields: dict[str, Any] = {}
+
+    @cached_property
+    def trace(self) -> tuple[str | None, str | None, bool]:
+        """(trace id, span id as hex, sampled) of the request."""
+        wanted = {k.decode(): v.decode("latin-1") for k, v in self._headers if k in _TRACE_HEADERS}
+        return trace_of(wanted)
+
+
+CURRENT: ContextVar[RequestContext | None] = ContextVar("request", default=None)
+
+
+class CacheTally:
+    """Cache results counted in memory and written as one `cache_summary` line a minute.
+
+    The line is written by the read that completes the minute, outside that request's context
+    (it belongs to no request). Counts of a minute an instance does not finish are not written.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._counts: Counter[str] = Counter()
+        self._since = clock()
+
+    def add(self, result: str) -> None:
+        self._counts[result] += 1
+        now = self._clock()
+        if now - self._since >= CACHE_SUMMARY_SECONDS:
+            counts, seconds = dict(self._counts), now - self._since
+            self._counts, self._since = Counter(), now
+            Context().run(
+                log.info,
+                "cache results in the last %.0f s: %s",
+                seconds,
+                counts,
+                extra={
+                    "json_fields": {"kind": "cache_summary", "cache": counts, "seconds": round(seconds, 1)}
+                },
+            )
+
+
+CACHE_TALLY = CacheTally()
 
 
 def annotate(**fields: Any) -> None:
-    """Add fields to the current request's access line (cache result, principal, rejection reason)."""
-    if (context := CURRENT.get()) is not None:
+    """Record what Cloud Run cannot know about the current request.
+
+    `cache=<result>` is tallied into the instance's minute summary (no line per read);
+    `rejected=<reason>` (with `principal=`, when known) makes the request write one refusal line.
+    """
+    if (result := fields.pop("cache", None)) is not None:
+        CACHE_TALLY.add(result)
+    if fields and (context := CURRENT.get()) is not None:
         context.fields.update(fields)
 
 
@@ -102,18 +157,15 @@ class CloudLoggingFormatter(logging.Formatter):
         }
         if (context := CURRENT.get()) is not None:
             entry["requestId"] = context.request_id
-            if context.trace_id:
-                trace = (
-                    f"projects/{self._project}/traces/{context.trace_id}"
-                    if self._project
-                    else context.trace_id
-                )
+            trace_id, span_id, sampled = context.trace
+            if trace_id:
+                trace = f"projects/{self._project}/traces/{trace_id}" if self._project else trace_id
                 entry["logging.googleapis.com/trace"] = trace
-                entry["logging.googleapis.com/trace_sampled"] = context.sampled
-            if context.span_id:
-                entry["logging.googleapis.com/spanId"] = context.span_id
+                entry["logging.googleapis.com/trace_sampled"] = sampled
+            if span_id:
+                entry["logging.googleapis.com/spanId"] = span_id
         entry.update(getattr(record, "json_fields", None) or {})
-        # msgspec encodes an access line ten times faster than json.dumps; anything else becomes str.
+        # msgspec encodes a line ten times faster than json.dumps; anything else becomes str.
         return msgspec.json.encode(entry, enc_hook=str).decode()
 
 
@@ -173,7 +225,11 @@ def configure_logging(project: str | None, level: int = logging.INFO) -> None:
 
 
 class TelemetryMiddleware:
-    """Outermost ASGI layer: request context in, `X-Request-Id` out, one access line per request."""
+    """Outermost ASGI layer: request context in, `X-Request-Id` out, a line only for a refusal.
+
+    It runs on every request, cache hits included, so it does as little as it can: one pass over
+    the headers for the request id, no clock, no trace parsing unless a line is written.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -182,49 +238,33 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # One pass over the raw headers for the few this layer reads (it runs on every request).
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in _READ_HEADERS
-        }
-        incoming = headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else next(_request_ids)
-        context = RequestContext(request_id, *trace_of(headers))
+        context = RequestContext(scope["headers"])
         token = CURRENT.set(context)
-        started = time.perf_counter()
-        status, size = 500, 0
-        request_id_header = (b"x-request-id", request_id.encode())
+        request_id_header = (REQUEST_ID_HEADER, context.request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, size
             if message["type"] == "http.response.start":
-                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), request_id_header]
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            query = scope["query_string"].decode("latin-1")
-            http_request = {
-                "requestMethod": scope.get("method", ""),
-                "requestUrl": scope["path"] + (f"?{query}" if query else ""),
-                "status": status,
-                "responseSize": str(size),
-                "latency": f"{time.perf_counter() - started:.6f}s",
-                "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
-                "userAgent": headers.get("user-agent", ""),
-                "remoteIp": client_of(scope),
-            }
-            log.log(
-                logging.WARNING if status >= 500 else logging.INFO,
-                "%s %s %s",
-                http_request["requestMethod"],
-                scope["path"],
-                status,
-                extra={"json_fields": {"kind": "access", "httpRequest": http_request, **context.fields}},
-            )
+            if "rejected" in context.fields:
+                _log_refusal(scope, context.fields)
             CURRENT.reset(token)
+
+
+def _log_refusal(scope: Scope, fields: dict[str, Any]) -> None:
+    """One line per refused request: why, and who (Cloud Run's request log has the status and URL)."""
+    method, reason = scope.get("method", ""), fields["rejected"]
+    refusal = {"reason": reason, "method": method}
+    if principal := fields.get("principal"):
+        refusal["principal"] = principal
+    log.info(
+        "refused %s %s: %s",
+        method,
+        scope["path"],
+        reason,
+        extra={"json_fields": {"kind": "refusal", "refusal": refusal}},
+    )

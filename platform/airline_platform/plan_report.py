@@ -44,6 +44,8 @@ def _channel_names(resources: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _condition(condition: dict[str, Any]) -> str:
+    if absent := condition.get("conditionAbsent"):
+        return f"{absent['filter']} absent for {readable(absent['duration'])}"
     threshold = condition["conditionThreshold"]
     filter_ = _BURN_RATE.sub(
         lambda m: (

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS
 from airline_platform.plan import Plan
 
 DAY = 86_400
 HISTORY = 3 * DAY  # longest window: every window starts on healthy traffic
+SLO = "gcp:monitoring/slo:Slo"
 BURN = re.compile(r'^select_slo_burn_rate\("(?P<slo>[^"]+)", "(?P<seconds>\d+)s"\)$')
 
 
@@ -61,6 +63,8 @@ DEGRADED = Incident("10% failing for an hour", 0.10, 3_600)
 LEAK = Incident("1% failing for three days", 0.01, 3 * DAY)
 SPIKE = Incident("all requests failing for 30 seconds", 1.0, 30)
 INCIDENTS = (OUTAGE, DEGRADED, LEAK, SPIKE)
+# Long enough for the slowest window pair at the lowest goal: every policy must fire on it.
+TOTAL_OUTAGE = Incident("all requests failing for three days", 1.0, 3 * DAY)
 
 
 def burn_rate_policies(plan: Plan) -> dict[str, list[Policy]]:
@@ -73,10 +77,10 @@ def burn_rate_policies(plan: Plan) -> dict[str, list[Policy]]:
     for r in plan.resources:
         if r["type"] != "gcp:monitoring/alertPolicy:AlertPolicy":
             continue
-        thresholds = [c["conditionThreshold"] for c in r["inputs"]["conditions"]]
-        matches = [BURN.match(t["filter"]) for t in thresholds]
+        thresholds = [c.get("conditionThreshold", {}) for c in r["inputs"]["conditions"]]
+        matches = [BURN.match(t.get("filter", "")) for t in thresholds]
         if not all(matches):
-            continue  # a symptom alert
+            continue  # a symptom or absence alert
         assert r["inputs"]["combiner"] == "AND"
         (slo,) = {m["slo"] for m in matches if m}
         conditions = tuple(
@@ -196,16 +200,38 @@ def test_who_is_woken_for_each_incident(plans: dict[str, Plan]) -> None:
     assert first(SPIKE, "WARNING") is None
 
 
+def slo_goals(plan: Plan) -> dict[str, float]:
+    return {r["inputs"]["sloId"]: r["inputs"]["goal"] for r in plan.resources if r["type"] == SLO}
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_a_policy_exists_exactly_where_a_total_outage_can_fire_it(plans: dict[str, Plan], stack: str) -> None:
+    """At goal G a burn rate cannot exceed 1 / (1 - G): threshold T can fire only if T x (1 - G) < 1."""
+    by_slo = burn_rate_policies(plans[stack])
+    for slo_id, goal in slo_goals(plans[stack]).items():
+        planned = {p.key: p for p in by_slo.get(slo_id, [])}
+        for window in BURN_RATE_WINDOWS:
+            reachable = window.burn_rate * (1 - goal) < 1
+            assert (window.key in planned) == reachable, (stack, slo_id, window.key, goal)
+            if reachable:
+                fired = simulate(planned[window.key], TOTAL_OUTAGE)
+                assert fired is not None, f"{stack} {slo_id} {window.key} stays silent in a total outage"
+                assert fired[0] <= window.long_seconds, "within its long window"
+    if stack == "dev":  # a 90% goal: a total outage burns at 10x, the 14.4x fast burn is left out
+        assert "fast-burn" not in {p.key for p in by_slo["api-latency"]}
+
+
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_every_slo_follows_the_workbook_formula(plans: dict[str, Plan], stack: str) -> None:
     by_slo = burn_rate_policies(plans[stack])
     assert sorted(by_slo) == sorted(plans[stack].outputs["slos"])
     for slo_id, policies in by_slo.items():
-        assert sorted(p.key for p in policies) == ["budget-burn", "fast-burn", "slow-burn"], slo_id
+        assert policies, slo_id
         for policy in policies:
             for incident in INCIDENTS:
                 got, detection = simulate(policy, incident), workbook_detection(policy, incident)
                 assert (got is None) == (detection is None), (stack, slo_id, policy.key, incident.name)
+                assert workbook_detection(policy, TOTAL_OUTAGE) is not None, "the formula says it can fire"
                 if got is not None and detection is not None:
                     assert abs(got[0] - detection) <= 1, (stack, slo_id, policy.key, incident.name)
                     assert abs(got[1] - workbook_reset(policy, incident)) <= 1

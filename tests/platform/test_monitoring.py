@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS
+from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS, burn_rate_policies
 from airline_platform.monitoring.config import SLO_IDS
 from airline_platform.monitoring.log_metrics import LOG_METRICS
 from airline_platform.plan import MOCK_PROJECT_NUMBER, Plan, stack_config
@@ -37,6 +37,12 @@ SYMPTOMS = {
     "api-query-cost-cap": "WARNING",
     "api-publish-rejections": "WARNING",
     "api-contract-breaches": "WARNING",
+    # Silence is not health: the series the SLOs rest on keep arriving.
+    "api-requests-absent": "WARNING",
+    "api-uptime-results-absent": "WARNING",
+    "ingest-state-absent": "WARNING",
+    "ingest-backlog-absent": "WARNING",
+    "ingest-acks-missing": "WARNING",
 }
 
 
@@ -115,25 +121,29 @@ def test_cloud_run_is_a_monitoring_service(plans: dict[str, Plan], stack: str) -
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_slo_has_its_burn_rate_policies(plans: dict[str, Plan], stack: str) -> None:
+def test_every_slo_has_the_burn_rate_policies_that_can_fire(plans: dict[str, Plan], stack: str) -> None:
     policies = alerts(plans[stack])
-    for slo_id in SLO_IDS:
-        for window in BURN_RATE_WINDOWS:
-            policy = policies[f"{slo_id}-{window.key}"]
-            assert policy["combiner"] == "AND"
-            assert policy["severity"] == ("CRITICAL" if window.route == "page" else "WARNING")
-            lookbacks = []
-            for condition in policy["conditions"]:
-                threshold = condition["conditionThreshold"]
-                # SLO conditions accept nothing else: no aggregations, no trigger.
-                assert set(threshold) == {"filter", "comparison", "thresholdValue", "duration"}
-                assert threshold["comparison"] == "COMPARISON_GT"
-                assert threshold["thresholdValue"] == window.burn_rate
-                match = BURN.match(threshold["filter"])
-                assert match, threshold["filter"]
-                assert match["slo"] == slo_names(plans[stack])[slo_id]
-                lookbacks.append(int(match["seconds"]))
-            assert lookbacks == [window.long_seconds, window.short_seconds]
+    for decision in burn_rate_policies(monitoring_config(stack)["goals"]):
+        slo_id, window = decision.slo, decision.window
+        if not decision.can_fire:
+            assert f"{slo_id}-{window.key}" not in policies
+            assert "total outage" in (decision.left_out_because or "")
+            continue
+        policy = policies[f"{slo_id}-{window.key}"]
+        assert policy["combiner"] == "AND"
+        assert policy["severity"] == ("CRITICAL" if window.route == "page" else "WARNING")
+        lookbacks = []
+        for condition in policy["conditions"]:
+            threshold = condition["conditionThreshold"]
+            # SLO conditions accept nothing else: no aggregations, no trigger.
+            assert set(threshold) == {"filter", "comparison", "thresholdValue", "duration"}
+            assert threshold["comparison"] == "COMPARISON_GT"
+            assert threshold["thresholdValue"] == window.burn_rate
+            match = BURN.match(threshold["filter"])
+            assert match, threshold["filter"]
+            assert match["slo"] == slo_names(plans[stack])[slo_id]
+            lookbacks.append(int(match["seconds"]))
+        assert lookbacks == [window.long_seconds, window.short_seconds]
 
 
 def test_burn_rate_windows_are_the_workbooks() -> None:
@@ -153,7 +163,8 @@ def test_burn_rate_windows_are_the_workbooks() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_symptom_alerts(plans: dict[str, Plan], stack: str) -> None:
     policies = alerts(plans[stack])
-    assert len(policies) == len(SYMPTOMS) + len(SLO_IDS) * len(BURN_RATE_WINDOWS)
+    burn_rate = [p for p in burn_rate_policies(monitoring_config(stack)["goals"]) if p.can_fire]
+    assert len(policies) == len(SYMPTOMS) + len(burn_rate)
     for key, severity in SYMPTOMS.items():
         assert policies[key]["severity"] == severity
     state = policies["ingest-subscription-not-active"]["conditions"][0]["conditionThreshold"]
@@ -288,3 +299,36 @@ def test_dashboard_parses_and_shows_every_slo(plans: dict[str, Plan], stack: str
         assert metric.metric_type in text
     for tile in parsed.mosaic_layout.tiles:
         assert tile.x_pos + tile.width <= parsed.mosaic_layout.columns
+
+
+ALIGNERS = {"ALIGN_MEAN": lambda points: sum(points) / len(points), "ALIGN_MAX": max}
+
+
+def aligned_total(aggregation: dict[str, Any], series: dict[str, list[int]]) -> float:
+    """What Monitoring compares with the threshold for one revision's per-state series in one
+    alignment period: each series aligned on its own, then reduced across series
+    (https://cloud.google.com/monitoring/api/v3/aggregation)."""
+    assert aggregation["crossSeriesReducer"] == "REDUCE_SUM"
+    assert aggregation["groupByFields"] == ["resource.label.revision_name"]
+    align = ALIGNERS[aggregation["perSeriesAligner"]]
+    return sum(align(points) for points in series.values())
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_at_max_instances_counts_instances_at_one_moment(plans: dict[str, Plan], stack: str) -> None:
+    limit = int(float(stack_config(stack)["airline-data-platform:maxInstances"]))
+    condition = alerts(plans[stack])["api-at-max-instances"]["conditions"][0]["conditionThreshold"]
+    (aggregation,) = condition["aggregations"]
+    assert 'metric.type="run.googleapis.com/container/instance_count"' in condition["filter"]
+
+    def fires(series: dict[str, list[int]]) -> bool:
+        return aligned_total(aggregation, series) > condition["thresholdValue"]
+
+    # Half the limit, instances moving between active and idle within the minute: never at the limit.
+    half = limit // 2
+    assert not fires({"active": [half, 0, half, 0], "idle": [0, half, 0, half]})
+    assert not fires({"active": [limit - 1] * 4, "idle": [0] * 4})
+    # At the limit, however the instances split between the states.
+    assert fires({"active": [limit] * 4, "idle": [0] * 4})
+    assert fires({"active": [limit - 1] * 4, "idle": [1] * 4})
+    assert int(condition["duration"].removesuffix("s")) == 300

@@ -1,7 +1,9 @@
-"""Per-client rate limits answer 429 problems; every request leaves one JSON access line with its trace.
+"""Per-client rate limits answer 429 problems; the app logs refusals and queries, never a plain request.
 
-The log lines are checked in the shape Cloud Logging reads (`CloudLoggingFormatter`), as they
-leave the process; a request's lines share its trace and its request id, and no token is logged.
+Cloud Run writes the request log (`run.googleapis.com/requests`); the app adds only what Cloud Run
+cannot know. The log lines are checked in the shape Cloud Logging reads (`CloudLoggingFormatter`),
+as they leave the process; a request's lines share its trace and its request id, and no token is
+logged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from app.api.limits import RateLimit
 from app.api.main import create_app
 from app.api.services import Services
 from app.api.settings import Settings
-from app.api.telemetry import CloudLoggingFormatter
+from app.api.telemetry import CACHE_SUMMARY_SECONDS, CacheTally, CloudLoggingFormatter
 from tests.unit.test_cached_reads import FakeWarehouse
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"  # pragma: allowlist secret (a W3C example trace id)
@@ -90,50 +92,62 @@ def test_buckets_refill_with_time() -> None:
     assert limiter.retry_after("a") is not None
 
 
-def test_every_request_leaves_one_access_line_with_its_trace_and_request_id(logs: Lines) -> None:
+def test_a_read_writes_no_line_and_a_refusal_one_with_its_trace(logs: Lines) -> None:
     secret = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"  # pragma: allowlist secret (made up)
-    with client_with() as client:
-        response = client.get(
+    with client_with(rate_limit_per_minute=1) as client:
+        read = client.get(
             "/v1/flights?from=2013-03-01&to=2013-03-02",
-            headers={
-                "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01",
-                "Authorization": f"Bearer {secret}",
-                "User-Agent": "analyst-notebook/1.0",
-            },
+            headers={"Authorization": f"Bearer {secret}", "User-Agent": "analyst-notebook/1.0"},
         )
-    request_id = response.headers["x-request-id"]
-    mine = [e for e in logs.entries() if e.get("requestId") == request_id]
-    (access,) = [e for e in mine if e.get("kind") == "access"]
-    assert access["severity"] == "INFO"
-    assert access["logging.googleapis.com/trace"] == f"projects/log-test/traces/{TRACE}"
-    assert access["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
-    assert access["logging.googleapis.com/trace_sampled"] is True
-    assert access["cache"] == "miss"
-    http = access["httpRequest"]
-    assert http["requestMethod"] == "GET"
-    assert http["requestUrl"] == "/v1/flights?from=2013-03-01&to=2013-03-02"
-    assert http["status"] == 200
-    assert int(http["responseSize"]) == len(response.content)
-    assert http["latency"].endswith("s")
-    assert http["userAgent"] == "analyst-notebook/1.0"
+        refused = client.get(
+            "/v1/flights?from=2013-03-01&to=2013-03-02",
+            headers={"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "Authorization": f"Bearer {secret}"},
+        )
+    assert (read.status_code, refused.status_code) == (200, 429)
+    # Cloud Run's request log has every request; the app repeats none of it.
+    assert not [e for e in logs.entries() if e.get("requestId") == read.headers["x-request-id"]]
+    assert all("httpRequest" not in e for e in logs.entries())
+    (refusal,) = [e for e in logs.entries() if e.get("requestId") == refused.headers["x-request-id"]]
+    assert refusal["kind"] == "refusal"
+    assert refusal["refusal"] == {"reason": "rate-limited", "method": "GET"}
+    assert refusal["severity"] == "INFO"
+    assert refusal["logging.googleapis.com/trace"] == f"projects/log-test/traces/{TRACE}"
+    assert refusal["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
+    assert refusal["logging.googleapis.com/trace_sampled"] is True
     assert all(secret not in line for line in logs.lines)
     assert all("Bearer" not in line for line in logs.lines)
 
 
 def test_google_trace_header_and_incoming_request_ids(logs: Lines) -> None:
-    with client_with() as client:
+    with client_with(rate_limit_per_minute=1) as client:
+        client.get("/v1/flights/known-1")
         kept = client.get(
-            "/health", headers={"X-Request-Id": "req-123", "X-Cloud-Trace-Context": f"{TRACE}/1;o=1"}
+            "/v1/flights/known-1",
+            headers={"X-Request-Id": "req-123", "X-Cloud-Trace-Context": f"{TRACE}/1;o=1"},
         )
         replaced = client.get("/health", headers={"X-Request-Id": "bad id with spaces"})
-        unknown = client.get("/v2/nothing")
     assert kept.headers["x-request-id"] == "req-123"
     assert replaced.headers["x-request-id"] != "bad id with spaces"
-    entries = {e["requestId"]: e for e in logs.entries() if e.get("kind") == "access"}
+    entries = {e["requestId"]: e for e in logs.entries() if e.get("kind") == "refusal"}
     assert entries["req-123"]["logging.googleapis.com/trace"] == f"projects/log-test/traces/{TRACE}"
     assert entries["req-123"]["logging.googleapis.com/spanId"] == f"{1:016x}"
-    # Requests no route answers are logged too, with their problem status.
-    assert entries[unknown.headers["x-request-id"]]["httpRequest"]["status"] == 404
+
+
+def test_cache_results_are_one_summary_line_a_minute_outside_any_request(logs: Lines) -> None:
+    now = [0.0]
+    tally = CacheTally(clock=lambda: now[0])
+    for result in ("miss", "hit", "hit"):
+        tally.add(result)
+    assert not logs.lines, "nothing is written per read"
+    now[0] = CACHE_SUMMARY_SECONDS
+    tally.add("stale")
+    (summary,) = logs.entries()
+    assert summary["kind"] == "cache_summary"
+    assert summary["cache"] == {"miss": 1, "hit": 2, "stale": 1}
+    assert summary["seconds"] == CACHE_SUMMARY_SECONDS
+    assert "requestId" not in summary
+    tally.add("hit")
+    assert len(logs.lines) == 1, "the next minute starts empty"
 
 
 def test_warehouse_queries_and_errors_carry_the_request_trace(logs: Lines) -> None:
@@ -147,6 +161,3 @@ def test_warehouse_queries_and_errors_carry_the_request_trace(logs: Lines) -> No
     assert query["warehouse"]["shape"] == "lookup"
     assert query["warehouse"]["outcome"] == "error"
     assert query["logging.googleapis.com/trace"] == f"projects/log-test/traces/{TRACE}"
-    access = next(e for e in mine if e.get("kind") == "access")
-    assert access["severity"] == "WARNING"
-    assert access["httpRequest"]["status"] == 503

@@ -3,12 +3,14 @@
 `SloSpec` and `AlertSpec` are plain declarations; the `Monitoring` component turns each into
 resources, so an SLO or alert added later (for example on a log-based metric) is one more
 entry in the catalog, not new plumbing. Burn-rate policies are derived from every SLO with
-the SRE workbook's window pairs (`BURN_RATE_WINDOWS`), so no SLO can be left unalerted.
+the SRE workbook's window pairs (`BURN_RATE_WINDOWS`). A pair whose threshold even a total
+outage cannot reach at the SLO's goal is left out, with the reason (`burn_rate_policies`):
+a policy that can never fire would only look like cover.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -43,12 +45,55 @@ class BurnRateWindow:
 
 
 # SRE workbook, "Alerting on SLOs", recommended parameters for a 30-day 99.9% SLO (short window
-# = 1/12 of the long one). Kept for every goal: a lower goal only widens the error budget.
+# = 1/12 of the long one). The same windows for every goal, where they can fire (see below).
 BURN_RATE_WINDOWS = (
     BurnRateWindow("fast-burn", 3_600, 300, 14.4, Route.PAGE),
     BurnRateWindow("slow-burn", 21_600, 1_800, 6.0, Route.PAGE),
     BurnRateWindow("budget-burn", 259_200, 21_600, 1.0, Route.TICKET),
 )
+
+
+@dataclass(frozen=True)
+class BurnRatePolicy:
+    """One window pair on one SLO's goal: created if a total outage can reach its threshold.
+
+    The burn rate is the error ratio over the error budget (1 - goal), so it can never exceed
+    1 / (1 - goal): at a 90% goal a total outage burns at 10x, and a 14.4x threshold never fires.
+    """
+
+    slo: str
+    goal: float
+    window: BurnRateWindow
+
+    @property
+    def highest_burn_rate(self) -> float:
+        """The burn rate of a total outage (every event bad)."""
+        return 1 / (1 - self.goal)
+
+    @property
+    def errors_needed(self) -> float:
+        """The error ratio above which the policy fires."""
+        return self.window.burn_rate * (1 - self.goal)
+
+    @property
+    def can_fire(self) -> bool:
+        # COMPARISON_GT: the burn rate must exceed the threshold; the margin absorbs float noise.
+        return self.errors_needed < 1 - 1e-9
+
+    @property
+    def left_out_because(self) -> str | None:
+        if self.can_fire:
+            return None
+        return (
+            f"{self.window.burn_rate:g}x of a {percent(self.goal)} goal needs more than "
+            f"{percent(self.errors_needed)} errors: even a total outage burns at only "
+            f"{self.highest_burn_rate:.3g}x"
+        )
+
+
+def burn_rate_policies(goals: Mapping[str, float]) -> list[BurnRatePolicy]:
+    """Every SLO's window pairs at the stack's goals, created or left out (for `make plan`)."""
+    return [BurnRatePolicy(slo, goal, window) for slo, goal in goals.items() for window in BURN_RATE_WINDOWS]
 
 
 @dataclass(frozen=True)
@@ -100,8 +145,8 @@ def burn_rate_filter(slo_name: pulumi.Input[str], lookback_seconds: int) -> pulu
 
 
 def burn_rate_alerts(slo: SloSpec, slo_name: pulumi.Input[str]) -> list[AlertSpec]:
-    """One policy per window pair: long AND short window above the threshold (SLO conditions
-    accept only filter, comparison, threshold and duration)."""
+    """One policy per window pair that can fire: long AND short window above the threshold (SLO
+    conditions accept only filter, comparison, threshold and duration)."""
 
     def condition(
         window: BurnRateWindow, lookback: int, label: str
@@ -137,7 +182,7 @@ def burn_rate_alerts(slo: SloSpec, slo_name: pulumi.Input[str]) -> list[AlertSpe
             # If the SLI stops reporting, close once the long window could no longer be burning.
             auto_close_seconds=min(max(window.long_seconds, 1_800), 7 * 86_400),
         )
-        for window in BURN_RATE_WINDOWS
+        for window in (p.window for p in burn_rate_policies({slo.key: slo.goal}) if p.can_fire)
     ]
 
 

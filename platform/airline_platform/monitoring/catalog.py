@@ -32,6 +32,19 @@ from airline_platform.monitoring.log_metrics import (
     WAREHOUSE_QUERIES,
     LogMetricSpec,
 )
+from airline_platform.monitoring.metrics import (
+    ACKS,
+    BACKLOG_AGE,
+    DEAD_LETTERED,
+    DEAD_LETTERS,
+    EXPORT_STATE,
+    INSTANCES,
+    LATENCIES,
+    REQUESTS,
+    TOPIC_PUBLISHES,
+    UNDELIVERED,
+    UPTIME_PASSED,
+)
 
 API_SERVICE_ID = "flight-api"
 INGEST_SERVICE_ID = "flight-ingest"
@@ -45,6 +58,7 @@ class Targets:
     region: str
     service: pulumi.Input[str]
     max_instances: int
+    topic: str
     subscription: pulumi.Input[str]
     dead_letter_subscription: pulumi.Input[str]
     uptime_check_id: pulumi.Input[str]
@@ -84,7 +98,7 @@ def cloud_run(targets: Targets) -> dict[str, pulumi.Input[str]]:
 
 def uptime_check_passed(targets: Targets) -> pulumi.Output[str]:
     return metric_filter(
-        "monitoring.googleapis.com/uptime_check/check_passed",
+        UPTIME_PASSED,
         "uptime_url",
         {},
         {"check_id": targets.uptime_check_id},
@@ -92,7 +106,7 @@ def uptime_check_passed(targets: Targets) -> pulumi.Output[str]:
 
 
 def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
-    requests = "run.googleapis.com/request_count"
+    requests = REQUESTS
     subscription = {"subscription_id": targets.subscription}
     return [
         SloSpec(
@@ -126,7 +140,7 @@ def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
             request_based_sli=gcp.monitoring.SloRequestBasedSliArgs(
                 distribution_cut=gcp.monitoring.SloRequestBasedSliDistributionCutArgs(
                     distribution_filter=metric_filter(
-                        "run.googleapis.com/request_latencies",
+                        LATENCIES,
                         "cloud_run_revision",
                         cloud_run(targets),
                         exclude={"response_code_class": "5xx"},
@@ -165,7 +179,7 @@ def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
                 window_period=seconds(SLI_WINDOW_SECONDS),
                 metric_mean_in_range=gcp.monitoring.SloWindowsBasedSliMetricMeanInRangeArgs(
                     time_series=metric_filter(
-                        "pubsub.googleapis.com/subscription/oldest_unacked_message_age",
+                        BACKLOG_AGE,
                         "pubsub_subscription",
                         subscription,
                     ),
@@ -182,20 +196,16 @@ def slos(targets: Targets, cfg: MonitoringConfig) -> list[SloSpec]:
             goal=cfg.goals["ingest-correctness"],
             reason=(
                 "Share of messages the BigQuery subscription finished with that were written rather than "
-                "dead-lettered (rejected by the table schema after every delivery attempt). Messages still "
-                "in the backlog count under freshness instead."
+                "dead-lettered (rejected by the table schema after every delivery attempt and forwarded to "
+                "the dead-letter topic). Messages still in the backlog count under freshness instead. "
+                "Whether Pub/Sub counts a BigQuery subscription's writes as acks is checked after the first "
+                "deploy; the ingest-acks-missing alert says when acks stop while the topic receives events."
             ),
             request_based_sli=gcp.monitoring.SloRequestBasedSliArgs(
                 good_total_ratio=gcp.monitoring.SloRequestBasedSliGoodTotalRatioArgs(
-                    good_service_filter=metric_filter(
-                        "pubsub.googleapis.com/subscription/ack_message_count",
-                        "pubsub_subscription",
-                        subscription,
-                    ),
+                    good_service_filter=metric_filter(ACKS, "pubsub_subscription", subscription),
                     bad_service_filter=metric_filter(
-                        "pubsub.googleapis.com/subscription/dead_letter_message_count",
-                        "pubsub_subscription",
-                        subscription,
+                        DEAD_LETTERS, "pubsub_subscription", subscription, DEAD_LETTERED
                     ),
                 )
             ),
@@ -346,15 +356,16 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
             conditions=[
                 _threshold(
                     f"instances >= {targets.max_instances} for 5 min",
-                    metric_filter(
-                        "run.googleapis.com/container/instance_count",
-                        "cloud_run_revision",
-                        cloud_run(targets),
-                    ),
+                    metric_filter(INSTANCES, "cloud_run_revision", cloud_run(targets)),
                     # Instance counts are whole numbers: above max - 1 means at the maximum.
                     above=targets.max_instances - 1,
                     duration=300,
-                    aggregations=_aligned("ALIGN_MAX", 60, "REDUCE_SUM", ["resource.label.revision_name"]),
+                    # Each state's series (active, idle) is aligned to its mean over the minute, then
+                    # the states are added per revision. Means add up to the mean of the total (one
+                    # sample a minute: the count at that moment); maxima taken at different moments
+                    # do not (they paged at half the limit). Aggregation:
+                    # https://cloud.google.com/monitoring/api/v3/aggregation
+                    aggregations=_aligned("ALIGN_MEAN", 60, "REDUCE_SUM", ["resource.label.revision_name"]),
                 )
             ],
             runbook="api-at-max-instances",
@@ -372,7 +383,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 _threshold(
                     "subscription_state != ACTIVE for 5 min",
                     metric_filter(
-                        "pubsub.googleapis.com/subscription/export_push_subscription_details",
+                        EXPORT_STATE,
                         "pubsub_subscription",
                         subscription,
                         exclude={"subscription_state": "ACTIVE"},
@@ -396,7 +407,7 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 _threshold(
                     "messages in the dead-letter inspection subscription",
                     metric_filter(
-                        "pubsub.googleapis.com/subscription/num_undelivered_messages",
+                        UNDELIVERED,
                         "pubsub_subscription",
                         {"subscription_id": targets.dead_letter_subscription},
                     ),
@@ -406,5 +417,149 @@ def symptom_alerts(targets: Targets) -> list[AlertSpec]:
                 )
             ],
             runbook="ingest-dead-letters-waiting",
+        ),
+    ]
+
+
+ABSENT_AFTER_SECONDS = 900
+
+
+def _absent(
+    name: str, filter_: pulumi.Input[str], aligner: str, reducer: str
+) -> gcp.monitoring.AlertPolicyConditionArgs:
+    """True when the series, summed over revisions or states (one series that cannot be retired with a
+    revision), reports nothing for `ABSENT_AFTER_SECONDS`."""
+    return gcp.monitoring.AlertPolicyConditionArgs(
+        display_name=name,
+        condition_absent=gcp.monitoring.AlertPolicyConditionConditionAbsentArgs(
+            filter=filter_,
+            duration=seconds(ABSENT_AFTER_SECONDS),
+            aggregations=[
+                gcp.monitoring.AlertPolicyConditionConditionAbsentAggregationArgs(
+                    alignment_period=seconds(60), per_series_aligner=aligner, cross_series_reducer=reducer
+                )
+            ],
+        ),
+    )
+
+
+def absence_alerts(targets: Targets) -> list[AlertSpec]:
+    """Silence is not health: the series the SLOs rest on must keep arriving.
+
+    A threshold on a series that stops reporting never fires, and an SLO without data reads
+    nothing. Each of these series reports every minute while the system runs: Cloud Run's
+    request count because the uptime check calls the service every minute in every stack (min
+    instances 0 included); the uptime results themselves; the subscription's state and backlog
+    age, which Pub/Sub samples every 60 s. Acks are sparse by nature, so they are missed only
+    while the topic receives publish requests. Tickets: the data is missing, not (yet) the users.
+    """
+    run = cloud_run(targets)
+    subscription = {"subscription_id": targets.subscription}
+    silent = "silent-signals"
+    return [
+        AlertSpec(
+            key="api-requests-absent",
+            display_name="No request count from the API for 15 minutes",
+            route=Route.TICKET,
+            summary=(
+                "Cloud Run reported no request count for the API for 15 minutes although the uptime "
+                "check calls it every minute: the availability and latency SLOs are blind."
+            ),
+            conditions=[
+                _absent(
+                    "request_count absent for 15 min",
+                    metric_filter(REQUESTS, "cloud_run_revision", run),
+                    "ALIGN_DELTA",
+                    "REDUCE_SUM",
+                )
+            ],
+            runbook=silent,
+            runbook_section="api-requests-absent",
+        ),
+        AlertSpec(
+            key="api-uptime-results-absent",
+            display_name="No uptime check results for 15 minutes",
+            route=Route.TICKET,
+            summary=(
+                "The uptime check of the API reported no result for 15 minutes: the reachability SLO "
+                "and the uptime alert are blind (the check was deleted, disabled or never ran)."
+            ),
+            conditions=[
+                _absent(
+                    "check_passed absent for 15 min",
+                    uptime_check_passed(targets),
+                    "ALIGN_NEXT_OLDER",
+                    "REDUCE_COUNT",
+                )
+            ],
+            runbook=silent,
+            runbook_section="api-uptime-results-absent",
+        ),
+        AlertSpec(
+            key="ingest-state-absent",
+            display_name="No BigQuery subscription state for 15 minutes",
+            route=Route.TICKET,
+            summary=(
+                "Pub/Sub reported no state for the BigQuery subscription for 15 minutes: the "
+                "subscription-not-active alert cannot fire (the subscription was deleted or is no "
+                "longer a BigQuery subscription)."
+            ),
+            conditions=[
+                _absent(
+                    "export_push_subscription_details absent for 15 min",
+                    metric_filter(EXPORT_STATE, "pubsub_subscription", subscription),
+                    "ALIGN_MAX",
+                    "REDUCE_MAX",
+                )
+            ],
+            runbook=silent,
+            runbook_section="ingest-state-absent",
+        ),
+        AlertSpec(
+            key="ingest-backlog-absent",
+            display_name="No backlog age from the BigQuery subscription for 15 minutes",
+            route=Route.TICKET,
+            summary=(
+                "Pub/Sub reported no oldest-unacked-message age for the BigQuery subscription for 15 "
+                "minutes: the freshness SLO is blind."
+            ),
+            conditions=[
+                _absent(
+                    "oldest_unacked_message_age absent for 15 min",
+                    metric_filter(BACKLOG_AGE, "pubsub_subscription", subscription),
+                    "ALIGN_MAX",
+                    "REDUCE_MAX",
+                )
+            ],
+            runbook=silent,
+            runbook_section="ingest-backlog-absent",
+        ),
+        AlertSpec(
+            key="ingest-acks-missing",
+            display_name="The topic receives events but the BigQuery subscription reports no acks",
+            route=Route.TICKET,
+            summary=(
+                "Publish requests reached the topic in the last 15 minutes while the BigQuery "
+                "subscription reported no acknowledged message: either it writes nothing, or Pub/Sub "
+                "does not count its writes as acks and the correctness SLO's good events read zero."
+            ),
+            conditions=[
+                _absent(
+                    "ack_message_count absent for 15 min",
+                    metric_filter(ACKS, "pubsub_subscription", subscription),
+                    "ALIGN_DELTA",
+                    "REDUCE_SUM",
+                ),
+                _threshold(
+                    "publish requests to the topic in 15 min",
+                    metric_filter(TOPIC_PUBLISHES, "pubsub_topic", {"topic_id": targets.topic}),
+                    above=0,
+                    duration=0,
+                    aggregations=_aligned("ALIGN_DELTA", ABSENT_AFTER_SECONDS, "REDUCE_SUM"),
+                ),
+            ],
+            combiner="AND",
+            runbook=silent,
+            runbook_section="ingest-acks-missing",
         ),
     ]

@@ -17,12 +17,25 @@ from google.cloud import monitoring_dashboard_v1 as dash
 from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS
 from airline_platform.monitoring.catalog import filter_text
 from airline_platform.monitoring.log_metrics import (
-    CACHE_LOOKUPS,
     CONTRACT_BREACHES,
+    PUBLISH_RESPONSES,
     REJECTED_PUBLISHES,
     WAREHOUSE_BYTES_BILLED,
     WAREHOUSE_LATENCY,
     WAREHOUSE_QUERIES,
+    LogMetricSpec,
+)
+from airline_platform.monitoring.metrics import (
+    ACKS,
+    BACKLOG_AGE,
+    CPU,
+    DEAD_LETTERED,
+    DEAD_LETTERS,
+    EXPORT_STATE,
+    INSTANCES,
+    LATENCIES,
+    REQUESTS,
+    UNDELIVERED,
 )
 
 COLUMNS = 48
@@ -50,6 +63,10 @@ class DashboardInputs:
     freshness_threshold_seconds: int
     slos: Sequence[SloTile]
 
+    @property
+    def run_labels(self) -> dict[str, str]:
+        return {"service_name": self.service, "location": self.region}
+
 
 def _aggregation(
     aligner: int, reducer: int = Reducer.REDUCE_NONE, group_by: Sequence[str] = ()
@@ -64,13 +81,16 @@ def _aggregation(
 
 
 def _series(
-    filter_: str, aggregation: dash.Aggregation | None = None, legend: str = ""
+    filter_: str,
+    aggregation: dash.Aggregation | None = None,
+    legend: str = "",
+    plot_type: int = dash.XyChart.DataSet.PlotType.LINE,
 ) -> dash.XyChart.DataSet:
     return dash.XyChart.DataSet(
         time_series_query=dash.TimeSeriesQuery(
             time_series_filter=dash.TimeSeriesFilter(filter=filter_, aggregation=aggregation)
         ),
-        plot_type=dash.XyChart.DataSet.PlotType.LINE,
+        plot_type=plot_type,
         legend_template=legend,
     )
 
@@ -124,203 +144,200 @@ def _burn_rate_chart(slos: Sequence[SloTile]) -> dash.Widget:
     )
 
 
-def widgets(d: DashboardInputs) -> list[tuple[int, int, dash.Widget]]:
-    """(width, height, widget) in reading order; `layout` places them on the grid."""
-    run = {"service_name": d.service, "location": d.region}
-    requests = "run.googleapis.com/request_count"
-    sub = {"subscription_id": d.subscription}
-    total = filter_text(requests, "cloud_run_revision", run)
-    errors = filter_text(requests, "cloud_run_revision", run, {"response_code_class": "5xx"})
-    latency = filter_text("run.googleapis.com/request_latencies", "cloud_run_revision", run)
-    error_ratio = dash.Widget(
-        title="5xx share of requests",
-        xy_chart=dash.XyChart(
-            data_sets=[
-                dash.XyChart.DataSet(
-                    time_series_query=dash.TimeSeriesQuery(
-                        time_series_filter_ratio=dash.TimeSeriesFilterRatio(
-                            numerator=dash.TimeSeriesFilterRatio.RatioPart(
-                                filter=errors,
-                                aggregation=_aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM),
-                            ),
-                            denominator=dash.TimeSeriesFilterRatio.RatioPart(
-                                filter=total, aggregation=_aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM)
-                            ),
-                        )
-                    ),
-                    plot_type=dash.XyChart.DataSet.PlotType.LINE,
-                )
-            ]
+Tile = tuple[int, int, dash.Widget]  # (width, height, widget)
+HALF, THIRD = COLUMNS // 2, COLUMNS // 3
+
+
+def widgets(d: DashboardInputs) -> list[Tile]:
+    """The sections in reading order; `layout` places them on the grid."""
+    return [*_introduction(), *_golden_signals(d), *_inside_the_api(d), *_ingest(d), *_slos(d)]
+
+
+def _introduction() -> list[Tile]:
+    text = dash.Text(
+        content=(
+            "**Golden signals**: are API consumers served? **Ingest**: do events reach BigQuery "
+            "in time and intact? **SLOs**: how much error budget is left - ship while it lasts, "
+            "stabilise when it runs out. Every alert links its runbook in `docs/runbooks/`."
         ),
+        format_=dash.Text.Format.MARKDOWN,
     )
-    half, third = COLUMNS // 2, COLUMNS // 3
-    tiles: list[tuple[int, int, dash.Widget]] = [
-        (
-            COLUMNS,
-            3,
-            dash.Widget(
-                title="How to read this dashboard",
-                text=dash.Text(
-                    content=(
-                        "**Golden signals**: are API consumers served? **Ingest**: do events reach BigQuery "
-                        "in time and intact? **SLOs**: how much error budget is left - ship while it lasts, "
-                        "stabilise when it runs out. Every alert links its runbook in `docs/runbooks/`."
-                    ),
-                    format_=dash.Text.Format.MARKDOWN,
-                ),
-            ),
-        ),
+    return [(COLUMNS, 3, dash.Widget(title="How to read this dashboard", text=text))]
+
+
+def _ratio(title: str, numerator: str, denominator: str) -> dash.Widget:
+    """One line: the per-second rate of `numerator` over that of `denominator`."""
+    rate = _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM)
+    ratio = dash.TimeSeriesFilterRatio(
+        numerator=dash.TimeSeriesFilterRatio.RatioPart(filter=numerator, aggregation=rate),
+        denominator=dash.TimeSeriesFilterRatio.RatioPart(filter=denominator, aggregation=rate),
+    )
+    data = dash.XyChart.DataSet(
+        time_series_query=dash.TimeSeriesQuery(time_series_filter_ratio=ratio),
+        plot_type=dash.XyChart.DataSet.PlotType.LINE,
+    )
+    return dash.Widget(title=title, xy_chart=dash.XyChart(data_sets=[data]))
+
+
+def _golden_signals(d: DashboardInputs) -> list[Tile]:
+    run = d.run_labels
+    total = filter_text(REQUESTS, "cloud_run_revision", run)
+    errors = filter_text(REQUESTS, "cloud_run_revision", run, {"response_code_class": "5xx"})
+    latency = filter_text(LATENCIES, "cloud_run_revision", run)
+    by_class = _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.response_code_class"])
+    percentiles = (
+        ("p50", Reducer.REDUCE_PERCENTILE_50),
+        ("p95", Reducer.REDUCE_PERCENTILE_95),
+        ("p99", Reducer.REDUCE_PERCENTILE_99),
+    )
+    # Instances per state, each the minute's mean (sums of means are means of sums; sums of maxima
+    # taken at different moments are not a count), stacked: the top edge is the total.
+    instances = _series(
+        filter_text(INSTANCES, "cloud_run_revision", run),
+        _aggregation(Aligner.ALIGN_MEAN, Reducer.REDUCE_SUM, ["metric.label.state"]),
+        plot_type=dash.XyChart.DataSet.PlotType.STACKED_AREA,
+    )
+    cpu = filter_text(CPU, "cloud_run_revision", run)
+    return [
         (COLUMNS, 2, _header("API golden signals", f"Cloud Run service {d.service} ({d.region})")),
+        (THIRD, 12, _chart("Traffic: requests/s by response class", [_series(total, by_class)])),
+        (THIRD, 12, _ratio("5xx share of requests", errors, total)),
         (
-            third,
-            12,
-            _chart(
-                "Traffic: requests/s by response class",
-                [
-                    _series(
-                        total,
-                        _aggregation(
-                            Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.response_code_class"]
-                        ),
-                    )
-                ],
-            ),
-        ),
-        (third, 12, error_ratio),
-        (
-            third,
+            THIRD,
             12,
             _chart(
                 "Latency (ms): p50, p95, p99",
                 [
                     _series(latency, _aggregation(Aligner.ALIGN_DELTA, reducer), legend=name)
-                    for name, reducer in (
-                        ("p50", Reducer.REDUCE_PERCENTILE_50),
-                        ("p95", Reducer.REDUCE_PERCENTILE_95),
-                        ("p99", Reducer.REDUCE_PERCENTILE_99),
-                    )
+                    for name, reducer in percentiles
                 ],
                 threshold=("latency SLO threshold", d.latency_threshold_ms),
             ),
         ),
         (
-            half,
+            HALF,
             12,
             _chart(
-                "Saturation: instances (429s start at the limit)",
-                [
-                    _series(
-                        filter_text("run.googleapis.com/container/instance_count", "cloud_run_revision", run),
-                        _aggregation(Aligner.ALIGN_MAX, Reducer.REDUCE_SUM, ["metric.label.state"]),
-                    )
-                ],
+                "Saturation: instances by state (429s start at the limit)",
+                [instances],
                 threshold=("maxInstances", d.max_instances),
             ),
         ),
         (
-            half,
+            HALF,
             12,
             _chart(
                 "Saturation: container CPU utilisation p99",
+                [_series(cpu, _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_99))],
+            ),
+        ),
+    ]
+
+
+def _inside_the_api(d: DashboardInputs) -> list[Tile]:
+    run = d.run_labels
+
+    def log_metric(spec: LogMetricSpec) -> str:
+        return filter_text(spec.metric_type, "cloud_run_revision", run)
+
+    charts = (
+        (
+            "BigQuery queries per second, by outcome (bytes-limit: refused by the cost cap)",
+            WAREHOUSE_QUERIES,
+            _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.outcome"]),
+        ),
+        (
+            "BigQuery query latency (ms) p95, by query shape",
+            WAREHOUSE_LATENCY,
+            _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_95, ["metric.label.shape"]),
+        ),
+        (
+            "Bytes billed per query p95, by query shape",
+            WAREHOUSE_BYTES_BILLED,
+            _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_95, ["metric.label.shape"]),
+        ),
+        (
+            "Publishes per second by status (Cloud Run's request log: refusals before the container too)",
+            PUBLISH_RESPONSES,
+            _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.status"]),
+        ),
+        (
+            "Publishes the API refused per second, by reason",
+            REJECTED_PUBLISHES,
+            _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.reason"]),
+        ),
+    )
+    return [
+        (COLUMNS, 2, _header("Inside the API", "Log-based: Cloud Run's request log and the API's own lines")),
+        (
+            THIRD,
+            12,
+            _ratio(
+                "BigQuery queries per request (the cache's miss share; lower is cheaper)",
+                log_metric(WAREHOUSE_QUERIES),
+                filter_text(REQUESTS, "cloud_run_revision", run),
+            ),
+        ),
+        *((THIRD, 12, _chart(title, [_series(log_metric(spec), agg)])) for title, spec, agg in charts),
+        (
+            THIRD,
+            12,
+            _chart(
+                "Stored rows withheld for breaking the contract",
                 [
                     _series(
-                        filter_text(
-                            "run.googleapis.com/container/cpu/utilizations", "cloud_run_revision", run
-                        ),
-                        _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_99),
+                        log_metric(CONTRACT_BREACHES), _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_SUM)
                     )
                 ],
             ),
         ),
-        (COLUMNS, 2, _header("Inside the API", "From its structured logs (log-based metrics)")),
-        *(
-            (third, 12, _chart(title, [_series(filter_text(metric, "cloud_run_revision", run), aggregation)]))
-            for title, metric, aggregation in (
-                (
-                    "Reads by cache result per second (hit, miss, collapsed, stale)",
-                    CACHE_LOOKUPS.metric_type,
-                    _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.result"]),
-                ),
-                (
-                    "BigQuery query latency (ms) p95, by query shape",
-                    WAREHOUSE_LATENCY.metric_type,
-                    _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_95, ["metric.label.shape"]),
-                ),
-                (
-                    "BigQuery queries per second, by outcome (bytes-limit: refused by the cost cap)",
-                    WAREHOUSE_QUERIES.metric_type,
-                    _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.outcome"]),
-                ),
-                (
-                    "Bytes billed per query p95, by query shape",
-                    WAREHOUSE_BYTES_BILLED.metric_type,
-                    _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_PERCENTILE_95, ["metric.label.shape"]),
-                ),
-                (
-                    "Refused publishes per second, by reason",
-                    REJECTED_PUBLISHES.metric_type,
-                    _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM, ["metric.label.reason"]),
-                ),
-                (
-                    "Stored rows withheld for breaking the contract",
-                    CONTRACT_BREACHES.metric_type,
-                    _aggregation(Aligner.ALIGN_DELTA, Reducer.REDUCE_SUM),
-                ),
-            )
-        ),
+    ]
+
+
+def _ingest(d: DashboardInputs) -> list[Tile]:
+    sub = {"subscription_id": d.subscription}
+    rate = _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM)
+    return [
         (COLUMNS, 2, _header("Ingest", f"BigQuery subscription {d.subscription}")),
         (
-            half,
+            HALF,
             12,
             _chart(
                 "Throughput: events written vs dead-lettered per second",
                 [
                     _series(
-                        filter_text(
-                            "pubsub.googleapis.com/subscription/ack_message_count", "pubsub_subscription", sub
-                        ),
-                        _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM),
-                        legend="written to BigQuery",
+                        filter_text(ACKS, "pubsub_subscription", sub), rate, legend="written to BigQuery"
                     ),
                     _series(
-                        filter_text(
-                            "pubsub.googleapis.com/subscription/dead_letter_message_count",
-                            "pubsub_subscription",
-                            sub,
-                        ),
-                        _aggregation(Aligner.ALIGN_RATE, Reducer.REDUCE_SUM),
+                        filter_text(DEAD_LETTERS, "pubsub_subscription", sub, DEAD_LETTERED),
+                        rate,
                         legend="dead-lettered",
                     ),
                 ],
             ),
         ),
         (
-            half,
+            HALF,
             12,
             _chart(
                 "Backlog age: oldest event not yet in BigQuery (s)",
                 [
                     _series(
-                        filter_text(
-                            "pubsub.googleapis.com/subscription/oldest_unacked_message_age",
-                            "pubsub_subscription",
-                            sub,
-                        ),
-                        _aggregation(Aligner.ALIGN_MAX),
+                        filter_text(BACKLOG_AGE, "pubsub_subscription", sub), _aggregation(Aligner.ALIGN_MAX)
                     )
                 ],
                 threshold=("freshness SLO threshold", d.freshness_threshold_seconds),
             ),
         ),
         (
-            half,
+            HALF,
             12,
             _chart(
                 "Dead letters waiting for triage",
                 [
                     _series(
                         filter_text(
-                            "pubsub.googleapis.com/subscription/num_undelivered_messages",
+                            UNDELIVERED,
                             "pubsub_subscription",
                             {"subscription_id": d.dead_letter_subscription},
                         ),
@@ -330,17 +347,13 @@ def widgets(d: DashboardInputs) -> list[tuple[int, int, dash.Widget]]:
             ),
         ),
         (
-            half,
+            HALF,
             12,
             _chart(
                 "BigQuery subscription state (anything but ACTIVE stops ingest)",
                 [
                     _series(
-                        filter_text(
-                            "pubsub.googleapis.com/subscription/export_push_subscription_details",
-                            "pubsub_subscription",
-                            sub,
-                        ),
+                        filter_text(EXPORT_STATE, "pubsub_subscription", sub),
                         _aggregation(
                             Aligner.ALIGN_MAX, Reducer.REDUCE_MAX, ["metric.label.subscription_state"]
                         ),
@@ -348,18 +361,20 @@ def widgets(d: DashboardInputs) -> list[tuple[int, int, dash.Widget]]:
                 ],
             ),
         ),
-        (COLUMNS, 2, _header("SLOs and error budgets", "Rolling 30 days; goals per environment")),
     ]
-    tiles += [(COLUMNS // len(d.slos), 8, _budget_scorecard(slo)) for slo in d.slos]
-    tiles += [
-        (half, 12, _compliance_chart(d.slos)),
-        (half, 12, _burn_rate_chart(d.slos)),
+
+
+def _slos(d: DashboardInputs) -> list[Tile]:
+    return [
+        (COLUMNS, 2, _header("SLOs and error budgets", "Rolling 30 days; goals per environment")),
+        *((COLUMNS // len(d.slos), 8, _budget_scorecard(slo)) for slo in d.slos),
+        (HALF, 12, _compliance_chart(d.slos)),
+        (HALF, 12, _burn_rate_chart(d.slos)),
         (COLUMNS, 10, dash.Widget(title="Open incidents", incident_list=dash.IncidentList())),
     ]
-    return tiles
 
 
-def layout(tiles: Sequence[tuple[int, int, dash.Widget]]) -> dash.MosaicLayout:
+def layout(tiles: Sequence[Tile]) -> dash.MosaicLayout:
     """Place tiles left to right, wrapping rows, on the mosaic grid."""
     placed, x, y, row_height = [], 0, 0, 0
     for width, height, widget in tiles:
