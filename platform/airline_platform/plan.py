@@ -254,25 +254,46 @@ def estimate(plan: Plan, prices: PriceTable) -> cost_model.Estimate:
     )
 
 
-def main(argv: list[str]) -> int:
-    plans = [render(stack) for stack in (argv or STACKS)]
+def review(plans: list[Plan], directory: Path = PLANS_DIR) -> str:
+    """The review `make plan` prints: what differs between the stacks first, then each stack's
+    summary and cost; the full detail (resources, alert filters, cost inputs) goes to `directory`."""
     prices = PriceTable.load()
     estimates = [estimate(plan, prices) for plan in plans]
     for plan, cost in zip(plans, estimates, strict=True):
-        write(plan)
-        (PLANS_DIR / f"{plan.stack}.cost.json").write_text(cost_model.dumps(cost))
-        print(f"\n{plan.stack}: {len(plan.resources)} resources -> plans/{plan.stack}.json")
-        print("\n".join(plan_report.stack_summary(plan.resources)))
-        print("\n".join(cost_report.table(cost)))
-    if len(plans) > 1:
-        stacks = ", ".join(p.stack for p in plans)
-        print(f"\nMonitoring at a glance:\n{plan_report.at_a_glance({p.stack: p.resources for p in plans})}")
-        print(f"\nInputs that differ between {stacks}")
-        print("(each stack's project id shown as ${project}, its name as ${stack}):")
-        differences = plan_report.diff(
-            {p.stack: (stack_config(p.stack)["gcp:project"], p.resources) for p in plans}
+        write(plan, directory)
+        (directory / f"{plan.stack}.txt").write_text(
+            "\n".join(plan_report.stack_detail(plan.resources)) + "\n"
         )
-        print(differences or "    (none)")
+        (directory / f"{plan.stack}.cost.json").write_text(cost_model.dumps(cost))
+    stacks = ", ".join(p.stack for p in plans)
+    out = [f"make plan: {stacks} rendered offline under Pulumi mocks; full detail in plans/"]
+    if len(plans) > 1:
+        projects = {p.stack: (stack_config(p.stack)["gcp:project"], p.resources) for p in plans}
+        (directory / "differences.txt").write_text(plan_report.full_differences(projects) + "\n")
+        out += [
+            f"\nWhat differs between {stacks}, by setting",
+            "(each stack's project id shown as ${project}, its name as ${stack}):",
+            plan_report.diff(projects) or "    (nothing)",
+            f"\nMonitoring at a glance:\n{plan_report.at_a_glance({p.stack: p.resources for p in plans})}",
+        ]
+    for plan, cost in zip(plans, estimates, strict=True):
+        out.append(
+            f"\n{plan.stack}: {len(plan.resources)} resources (plans/{plan.stack}.json; every alert with its "
+            f"filters: plans/{plan.stack}.txt; cost inputs: plans/{plan.stack}.cost.json)"
+        )
+        out += plan_report.stack_summary(plan.resources) + cost_report.table(cost)
+    shared = cost_model.registry(estimates[0].traffic, prices)
+    gross, net = cost_model.account_total(estimates, [shared], prices)
+    out.append(
+        f"\nAll: {cost_report.money(gross)} a month for {stacks} and the shared image repository "
+        f"({shared.formula} stored: {cost_report.money(shared.amount)}); "
+        f"{cost_report.money(net)} after the billing account's free allotments (prices.json)."
+    )
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    print(review([render(stack) for stack in (argv or STACKS)]))
     return 0
 
 

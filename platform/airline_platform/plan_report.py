@@ -1,28 +1,37 @@
-"""`make plan` for people: what each stack monitors, and what differs between stacks.
+"""`make plan` for people, in the order a reviewer reads: what differs between the stacks, then
+each stack's summary (monitoring, burn-rate policies kept and left out, cost); the full detail
+goes to `plans/`.
 
 Everything is read from the rendered plans (the inputs the engine would receive), so the
 report shows what would be deployed, not what the configuration meant to say. Values are
 shown as a reviewer reads them: whole numbers without `.0`, `3600s` as `1 h`, each stack's
 project id as `${project}` and its name as `${stack}`, JSON documents (the dashboard) compared
-field by field, so only real differences remain.
+field by field, list items named by their name or title (`envs[APP_RATE_LIMIT_PER_MINUTE]`,
+`tiles[API latency]`) rather than their position, and values never cut: a long text that
+differs shows the words that differ, and its full versions are in `plans/differences.txt`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from airline_platform.monitoring.alerting import human_duration, percent
+from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS, human_duration, percent
 
 ALERT = "gcp:monitoring/alertPolicy:AlertPolicy"
 SLO = "gcp:monitoring/slo:Slo"
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 _SECONDS = re.compile(r"^(\d+)s$")
 _BURN_RATE = re.compile(r'select_slo_burn_rate\("([^"]+)", "(\d+)s"\)')
+# Keys that name an item of a list (a container's env var, a dashboard tile, an alert condition).
+_NAMING_KEYS = ("name", "displayName", "title", "key", "sloId")
+# A value longer than this is shown by the words that differ (in full in plans/differences.txt).
+LONG_VALUE = 160
 
 
 def readable(value: Any) -> Any:
@@ -59,8 +68,8 @@ def _condition(condition: dict[str, Any]) -> str:
     return f"{filter_} {comparison} {readable(threshold['thresholdValue'])}{suffix}"
 
 
-def stack_summary(resources: list[dict[str, Any]]) -> list[str]:
-    """The stack's monitoring: services, channels, uptime check, dashboard, SLOs and their alerts."""
+def _monitoring(resources: list[dict[str, Any]]) -> list[str]:
+    """Channels, services, the uptime check, the dashboard and the SLOs."""
     lines = []
     channels = _channel_names(resources)
     for r in _of_type(resources, CHANNEL):
@@ -94,6 +103,54 @@ def stack_summary(resources: list[dict[str, Any]]) -> list[str]:
             f"  SLO           {i['service']}/{i['sloId']}: {percent(i['goal'])} over "
             f"{readable(i['rollingPeriodDays'])} days, {sli}"
         )
+    return lines
+
+
+def burn_rate_policies(resources: list[dict[str, Any]]) -> list[str]:
+    """Per SLO, the burn-rate policies the stack has and those it leaves out, with the reason.
+
+    A threshold T on a goal G can only fire when T x (1 - G) < 1: at 90%, 14.4x the budget is
+    more than every request failing. Read from the rendered SLOs and alert policies.
+    """
+    names = {r["name"] for r in _of_type(resources, ALERT)}
+    lines = []
+    for slo in _of_type(resources, SLO):
+        i = slo["inputs"]
+        goal, kept, left = i["goal"], [], []
+        for window in BURN_RATE_WINDOWS:
+            label = f"{window.key} {window.burn_rate:g}x"
+            can_fire = window.burn_rate * (1 - goal) < 1
+            why = f"{window.burn_rate:g} x (1 - {percent(goal)}) = {window.burn_rate * (1 - goal):.3g}"
+            if f"monitoring-alert-{i['sloId']}-{window.key}" in names:
+                kept.append(label if can_fire else f"{label} (can never fire: {why} >= 1)")
+            else:
+                left.append(f"{label}: " + (f"cannot fire, {why} >= 1" if not can_fire else "not rendered"))
+        lines.append(
+            f"  burn rate     {i['sloId']} ({percent(goal)}): {', '.join(kept) or 'none'}"
+            + (f"; left out: {'; '.join(left)}" if left else "")
+        )
+    return lines
+
+
+def stack_summary(resources: list[dict[str, Any]]) -> list[str]:
+    """What a reviewer needs of one stack: monitoring, burn-rate policies, the other alerts by name."""
+    channels = _channel_names(resources)
+    others = [
+        r["inputs"]
+        for r in _of_type(resources, ALERT)
+        if not any(r["name"].endswith(f"-{w.key}") for w in BURN_RATE_WINDOWS)
+    ]
+    lines = _monitoring(resources) + burn_rate_policies(resources)
+    for i in sorted(others, key=lambda a: a["displayName"]):
+        to = ", ".join(channels.get(c, c) for c in i.get("notificationChannels") or []) or "nobody"
+        lines.append(f"  alert         {i['severity']:<8} {i['displayName']} -> {to}")
+    return lines
+
+
+def stack_detail(resources: list[dict[str, Any]]) -> list[str]:
+    """Everything `stack_summary` leaves out for plans/<stack>.txt: every alert with its filters."""
+    lines = _monitoring(resources)
+    channels = _channel_names(resources)
     for r in sorted(_of_type(resources, ALERT), key=lambda a: a["inputs"]["displayName"]):
         i = r["inputs"]
         to = ", ".join(channels.get(c, c) for c in i.get("notificationChannels") or []) or "nobody"
@@ -103,7 +160,19 @@ def stack_summary(resources: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _item_name(item: Any) -> str | None:
+    """What names a list item: its name, display name, title or key (a tile: its widget's title)."""
+    if not isinstance(item, dict):
+        return None
+    for key in _NAMING_KEYS:
+        if isinstance(item.get(key), str) and item[key]:
+            return str(item[key])
+    widget = item.get("widget")
+    return _item_name(widget) if isinstance(widget, dict) else None
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf values by property path; list items by name where they have a unique one."""
     if isinstance(value, str) and value.startswith("{"):
         with contextlib.suppress(json.JSONDecodeError):
             value = json.loads(value)
@@ -113,34 +182,44 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             flat.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
         return flat
     if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        # A single item keeps [0]: its name may be what differs (`instances >= 2 for 5 min`).
+        names = [_item_name(item) for item in value]
+        unique = len(value) > 1 and len(set(names)) == len(names)
         flat = {}
-        for index, item in enumerate(value):
-            flat.update(_flatten(item, f"{prefix}[{index}]"))
+        for index, (name, item) in enumerate(zip(names, value, strict=True)):
+            flat.update(_flatten(item, f"{prefix}[{name if unique and name else index}]"))
         return flat
     return {prefix: readable(value)}
 
 
 def _generic(resources: list[dict[str, Any]], stack: str, project: str) -> dict[tuple[str, str], Any]:
     """Inputs per resource with what is expected to differ made generic: the project id, the
-    stack's name where it stands alone (not inside `pkg.dev`), channel ids as channel names."""
+    stack's name where it stands alone or ends a name (`deployer-dev@`, not `pkg.dev`), channel ids
+    as channel names."""
     text = json.dumps({f"{r['type']} {r['name']}": r["inputs"] for r in resources})
     for resource_name, channel in _channel_names(resources).items():
         text = text.replace(resource_name, f"channel:{channel}")
-    text = re.sub(
-        rf"(?<![\w.-]){re.escape(stack)}(?![\w.-])", "${stack}", text.replace(project, "${project}")
-    )
+    text = re.sub(rf"(?<![\w.]){re.escape(stack)}(?![\w.-])", "${stack}", text.replace(project, "${project}"))
     return {tuple(key.split(" ", 1)): _flatten(inputs) for key, inputs in json.loads(text).items()}
 
 
-def _shown(values: list[Any]) -> list[str]:
-    """JSON of each value; long strings cut to the part where they start to differ."""
-    texts = [json.dumps(v) for v in values]
-    if max(len(t) for t in texts) <= 120:
-        return texts
-    start = next(
-        (i for i, chars in enumerate(zip(*texts, strict=False)) if len(set(chars)) > 1), min(map(len, texts))
-    )
-    return [("..." if start > 20 else "") + t[max(start - 20, 0) : start + 60] + "..." for t in texts]
+def _differing_words(texts: list[str]) -> list[str]:
+    """Each text's words that are not in every other text, whole and in order."""
+    words = [text.split() for text in texts]
+    shown = []
+    for own in words:
+        parts: list[str] = []
+        for other in words:
+            if other is own:
+                continue
+            matcher = difflib.SequenceMatcher(a=own, b=other, autojunk=False)
+            parts += [
+                " ".join(own[i1:i2])
+                for tag, i1, i2, _, _ in matcher.get_opcodes()
+                if tag != "equal" and i2 > i1
+            ]
+        shown.append(" ... ".join(dict.fromkeys(parts)) or "(the same words, spaced differently)")
+    return shown
 
 
 @dataclass(frozen=True)
@@ -175,23 +254,56 @@ def differences(plans: dict[str, tuple[str, list[dict[str, Any]]]]) -> list[Diff
     return found
 
 
+def _values_lines(d: Difference) -> list[str]:
+    texts = [json.dumps(v) for v in d.values.values()]
+    if sum(map(len, texts)) <= 90:
+        return [f"    {d.field}: " + "  ".join(f"{n}={t}" for n, t in zip(d.values, texts, strict=True))]
+    long = max(map(len, texts)) > LONG_VALUE
+    shown = _differing_words([str(v) for v in d.values.values()]) if long else texts
+    note = " (texts; the words that differ, in full in plans/differences.txt)" if long else ""
+    width = max(map(len, d.values))
+    return [f"    {d.field}{note}:"] + [
+        f"      {n + ':':<{width + 1}} {t}" for n, t in zip(d.values, shown, strict=True)
+    ]
+
+
 def diff(plans: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
-    """`differences` as text: one heading per resource, one line per input that differs.
+    """`differences` as text: resources that differ alike under one heading, each input that differs
+    named by its path, every stack's value in full (a long text by the words that differ).
 
     `plans` maps each stack to (project id, resources).
     """
+    found = differences(plans)
+    only = [d for d in found if d.field is None]
+    # Resources whose input differs alike (same path, same values as shown) are listed together.
+    shown = {id(d): tuple(_values_lines(d)) for d in found if d.field is not None}
+    sharing: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for d in found:
+        if d.field is not None:
+            sharing.setdefault((d.type, shown[id(d)]), []).append(d.name)
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[str, ...]]] = {}
+    for d in found:
+        if d.field is not None:
+            names = tuple(sharing[d.type, shown[id(d)]])
+            if names[0] == d.name:
+                groups.setdefault((d.type, names), []).append(shown[id(d)])
     lines = []
-    heading = None
-    for d in differences(plans):
-        if d.field is None:
-            lines.append(f"{d.name} ({d.type}): only in {', '.join(d.values)}")
-            continue
-        if heading != (d.type, d.name):
-            heading = (d.type, d.name)
-            lines.append(f"{d.name} ({d.type}):")
-        shown = _shown(list(d.values.values()))
-        lines.append(f"    {d.field}: " + "  ".join(f"{n}={v}" for n, v in zip(d.values, shown, strict=True)))
+    for (type_, names), fields in groups.items():
+        label = names[0] if len(names) == 1 else f"{len(names)} resources: {', '.join(names)}"
+        lines.append(f"{label} ({type_}):")
+        for field_lines in fields:
+            lines += field_lines
+    lines += [f"{d.name} ({d.type}): only in {', '.join(d.values)}" for d in only]
     return "\n".join(lines)
+
+
+def full_differences(plans: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
+    """Every difference with every stack's whole value, one per line (plans/differences.txt)."""
+    return "\n".join(
+        f"{d.name} {d.field or '(resource)'}\n"
+        + "\n".join(f"  {n}: {json.dumps(v)}" for n, v in d.values.items())
+        for d in differences(plans)
+    )
 
 
 def at_a_glance(plans: dict[str, list[dict[str, Any]]]) -> str:

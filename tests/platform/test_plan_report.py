@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from importlib.metadata import version
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from airline_platform import plan_report
-from airline_platform.plan import CHECKED_PULUMI, Plan, PulumiInternalsChanged, render, stack_config
+from airline_platform.plan import CHECKED_PULUMI, Plan, PulumiInternalsChanged, render, review, stack_config
 from pulumi.runtime import mocks
 
 
@@ -56,8 +59,10 @@ def test_differences_are_structured_per_stack(plans: dict[str, Plan]) -> None:
 
 def test_each_stack_shows_its_monitoring(plans: dict[str, Plan]) -> None:
     prod = "\n".join(plan_report.stack_summary(plans["prod"].resources))
+    detail = "\n".join(plan_report.stack_detail(plans["prod"].resources))
     name = plans["prod"].outputs["slos"]["api-availability"]
-    assert f'select_slo_burn_rate("{name}", "3600s" = 1 h) > 14.4' in prod
+    assert f'select_slo_burn_rate("{name}", "3600s" = 1 h) > 14.4' in detail
+    assert "select_slo_burn_rate" not in prod  # filters are in plans/<stack>.txt, not on the screen
     assert "auth OIDC_TOKEN" in prod
     assert "-> oncall-pager, data-platform-team" in prod
     assert "channel       none" in "\n".join(plan_report.stack_summary(plans["dev"].resources))
@@ -80,3 +85,52 @@ def test_a_changed_pulumi_internal_stops_the_plan_naming_the_version(monkeypatch
         render("dev")
     assert f"pulumi {version('pulumi')} changed" in str(failure.value)
     assert f"checked with pulumi {CHECKED_PULUMI}" in str(failure.value)
+
+
+def test_the_review_shows_what_differs_first_by_name_and_uncut(
+    plans: dict[str, Plan], tmp_path: Path
+) -> None:
+    text = review(list(plans.values()), tmp_path)
+    order = [
+        text.index("What differs between dev, staging, prod"),
+        text.index("Monitoring at a glance"),
+        text.index("\ndev: "),
+        text.index("\nstaging: "),
+        text.index("\nprod: "),
+        text.index("\nAll: $"),
+    ]
+    assert order == sorted(order)
+    first_screen = text[: text.index("Monitoring at a glance")]
+    assert "template.scaling.minInstanceCount: dev=0  staging=0  prod=1" in first_screen
+    # List items by name, never by position, where they have one.
+    assert "envs[APP_RATE_LIMIT_PER_MINUTE].value" in first_screen
+    assert "tiles[Latency (ms): p50, p95, p99]" in first_screen
+    assert not re.search(r"(envs|tiles)\[\d+\]", text)
+    # Every value that differs is on the screen whole, or (a long text) by the words that differ,
+    # whole, with the full text in plans/differences.txt.
+    projects = {s: (stack_config(s)["gcp:project"], p.resources) for s, p in plans.items()}
+    full = (tmp_path / "differences.txt").read_text()
+    for d in plan_report.differences(projects):
+        for value in d.values.values():
+            if d.field is None or value is None:
+                continue
+            if len(json.dumps(value)) <= plan_report.LONG_VALUE:
+                assert json.dumps(value) in first_screen, (d.name, d.field, value)
+            assert json.dumps(value) in full, (d.name, d.field)
+    assert "alert         CRITICAL" in text[text.index("\ndev: ") :]
+    for stack in plans:
+        assert (tmp_path / f"{stack}.txt").read_text().count("select_slo_burn_rate") > 0
+
+
+def test_burn_rate_policies_kept_and_left_out_with_the_reason(plans: dict[str, Plan]) -> None:
+    """A threshold T on a goal G can only fire when T x (1 - G) < 1 (dev's 90% goals: not 14.4x)."""
+    dev = plans["dev"].resources
+    goals = {r["inputs"]["sloId"]: r["inputs"]["goal"] for r in dev if r["type"] == plan_report.SLO}
+    assert goals["api-latency"] == 0.9
+    without = [r for r in dev if r["name"] != "monitoring-alert-api-latency-fast-burn"]
+    (line,) = (x for x in plan_report.burn_rate_policies(without) if "api-latency (90%)" in x)
+    assert "left out: fast-burn 14.4x: cannot fire, 14.4 x (1 - 90%) = 1.44 >= 1" in line
+    assert "slow-burn 6x, budget-burn 1x" in line
+    prod = "\n".join(plan_report.burn_rate_policies(plans["prod"].resources))
+    assert "left out" not in prod
+    assert "api-availability (99.9%): fast-burn 14.4x, slow-burn 6x, budget-burn 1x" in prod

@@ -456,7 +456,7 @@ def registry(traffic: Traffic, prices: PriceTable, measured: Measured | None = N
             "pushesKept": pushes,
             "layerBytesPerPush": m.image_layer_bytes_per_push,
         },
-        f"{_n(m.image_bytes)} B + {pushes} pushes x {_n(m.image_layer_bytes_per_push)} B",
+        f"{_n(m.image_bytes)} B + {pushes} pushes a year x {_n(m.image_layer_bytes_per_push)} B",
         m.image_bytes + pushes * m.image_layer_bytes_per_push,
         price.unit,
         "artifactregistry.storage",
