@@ -17,6 +17,7 @@ from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS, burn_rate_po
 from airline_platform.monitoring.config import SLO_IDS
 from airline_platform.monitoring.log_metrics import LOG_METRICS
 from airline_platform.plan import MOCK_PROJECT_NUMBER, Plan, stack_config
+from airline_platform.plan_report import stack_summary
 from google.cloud import monitoring_dashboard_v1 as dash
 
 STACKS = ["dev", "staging", "prod"]
@@ -332,3 +333,16 @@ def test_at_max_instances_counts_instances_at_one_moment(plans: dict[str, Plan],
     assert fires({"active": [limit] * 4, "idle": [0] * 4})
     assert fires({"active": [limit - 1] * 4, "idle": [1] * 4})
     assert int(condition["duration"].removesuffix("s")) == 300
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_make_plan_prints_the_burn_rate_policies_left_out_and_why(plans: dict[str, Plan], stack: str) -> None:
+    printed = stack_summary(plans[stack].resources)
+    decisions = burn_rate_policies(monitoring_config(stack)["goals"])
+    for decision in decisions:
+        (line,) = [x for x in printed if x.startswith(f"  burn rate     {decision.slo} (")]
+        kept, _, left = line.partition("; left out: ")
+        label = f"{decision.window.key} {decision.window.burn_rate:g}x"
+        assert (label in kept) == decision.can_fire, line
+        assert (f"{label}: cannot fire" in left) == (not decision.can_fire), line
+    assert (stack == "dev") == any(not d.can_fire for d in decisions)
