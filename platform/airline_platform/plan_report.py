@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from airline_platform.monitoring import alerting
 from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS, human_duration, percent
 
 ALERT = "gcp:monitoring/alertPolicy:AlertPolicy"
@@ -109,24 +110,24 @@ def _monitoring(resources: list[dict[str, Any]]) -> list[str]:
 def burn_rate_policies(resources: list[dict[str, Any]]) -> list[str]:
     """Per SLO, the burn-rate policies the stack has and those it leaves out, with the reason.
 
-    A threshold T on a goal G can only fire when T x (1 - G) < 1: at 90%, 14.4x the budget is
-    more than every request failing. Read from the rendered SLOs and alert policies.
+    The window pairs and reasons are the program's (`alerting.burn_rate_policies`: a threshold T
+    on a goal G can only fire when T x (1 - G) < 1); what exists is read from the rendered plan.
     """
     names = {r["name"] for r in _of_type(resources, ALERT)}
+    goals = {r["inputs"]["sloId"]: r["inputs"]["goal"] for r in _of_type(resources, SLO)}
     lines = []
-    for slo in _of_type(resources, SLO):
-        i = slo["inputs"]
-        goal, kept, left = i["goal"], [], []
-        for window in BURN_RATE_WINDOWS:
-            label = f"{window.key} {window.burn_rate:g}x"
-            can_fire = window.burn_rate * (1 - goal) < 1
-            why = f"{window.burn_rate:g} x (1 - {percent(goal)}) = {window.burn_rate * (1 - goal):.3g}"
-            if f"monitoring-alert-{i['sloId']}-{window.key}" in names:
-                kept.append(label if can_fire else f"{label} (can never fire: {why} >= 1)")
+    for slo, goal in goals.items():
+        kept, left = [], []
+        for policy in alerting.burn_rate_policies({slo: goal}):
+            label = f"{policy.window.key} {policy.window.burn_rate:g}x"
+            if f"monitoring-alert-{slo}-{policy.window.key}" in names:
+                kept.append(
+                    label if policy.can_fire else f"{label} (can never fire: {policy.left_out_because})"
+                )
             else:
-                left.append(f"{label}: " + (f"cannot fire, {why} >= 1" if not can_fire else "not rendered"))
+                left.append(f"{label}: {policy.left_out_because or 'not in the plan, though it could fire'}")
         lines.append(
-            f"  burn rate     {i['sloId']} ({percent(goal)}): {', '.join(kept) or 'none'}"
+            f"  burn rate     {slo} ({percent(goal)}): {', '.join(kept) or 'none'}"
             + (f"; left out: {'; '.join(left)}" if left else "")
         )
     return lines

@@ -147,7 +147,7 @@ def estimate(
     min_instances = _cloud_run(out, resources, traffic, m, requests, reads, misses, publishes)
     queries = _bigquery(out, resources, traffic, m, reads, misses, events, min_instances)
     _pubsub(out, resources, m, events)
-    _logging(out, traffic, m, requests, queries)
+    _logging(out, traffic, m, requests, queries, max(min_instances, 1))
     _monitoring(out, resources, m)
     _state(out, stack, resources, traffic, m)
     return Estimate(stack, traffic, prices.checked, out.lines)
@@ -361,15 +361,21 @@ def _pubsub(out: _Builder, resources: list[dict[str, Any]], m: Measured, events:
             )
 
 
-def _logging(out: _Builder, traffic: Traffic, m: Measured, requests: float, queries: float) -> None:
+def _logging(
+    out: _Builder, traffic: Traffic, m: Measured, requests: float, queries: float, instances: int
+) -> None:
     per_request = m.request_log_bytes + m.app_log_bytes_per_request
+    minutes = instances * MONTH_SECONDS / 60
     ingested = requests * per_request + queries * m.app_log_bytes_per_query
+    ingested += minutes * m.app_log_bytes_per_instance_minute
     inputs = {
         "requests": requests,
         "requestLogBytes": m.request_log_bytes,
         "appLogBytesPerRequest": m.app_log_bytes_per_request,
         "queries": queries,
         "appLogBytesPerQuery": m.app_log_bytes_per_query,
+        "instanceMinutes": minutes,
+        "appLogBytesPerInstanceMinute": m.app_log_bytes_per_instance_minute,
     }
     out.add(
         "project logs (Cloud Logging)",
@@ -377,7 +383,8 @@ def _logging(out: _Builder, traffic: Traffic, m: Measured, requests: float, quer
         "logging.ingestion",
         inputs,
         f"{_n(requests)} requests x ({m.request_log_bytes} + {m.app_log_bytes_per_request}) B + "
-        f"{_n(queries)} queries x {m.app_log_bytes_per_query} B",
+        f"{_n(queries)} queries x {m.app_log_bytes_per_query} B + {_n(minutes)} instance-minutes x "
+        f"{m.app_log_bytes_per_instance_minute} B",
         ingested,
     )
     extra_months = max(traffic.log_retention_days - 30, 0) / 30

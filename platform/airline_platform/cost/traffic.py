@@ -108,13 +108,16 @@ _METADATA = {
 class Measured:
     """What one request, query or event costs in bytes and seconds; each field says where it is from."""
 
-    # Cloud Logging bills the size of each LogEntry (payload plus resource, labels, timestamps, trace).
-    # Cloud Run's own request log (run.googleapis.com/requests), one per request it serves:
+    # Cloud Logging bills the size of each LogEntry (payload plus resource, labels, timestamps,
+    # trace): the JSON of a representative entry, built with the fields Cloud Run's logging page
+    # lists (https://cloud.google.com/run/docs/logging), is ~1,100 B for its request log entry
+    # (run.googleapis.com/requests, one per request) and ~1,000 B for one of the API's stdout lines.
     request_log_bytes: int = 1_100
-    # The API's own lines: the access line per request, and one line per BigQuery query
-    # (app/api/telemetry.py, app/api/warehouse.py). `make bench` reports log bytes per 1,000 requests.
-    app_log_bytes_per_request: int = 900
-    app_log_bytes_per_query: int = 900
+    # The API writes no access line (Cloud Run's request log has every request): a line per query,
+    # per refusal (rare; not priced) and a cache tally per instance a minute (app/api/telemetry.py).
+    app_log_bytes_per_request: int = 0
+    app_log_bytes_per_query: int = 1_000
+    app_log_bytes_per_instance_minute: int = 1_000
     # Billed instance time: Cloud Run rounds each request up to 100 ms; an uncached read waits on
     # BigQuery (231 ms p50 in make bench, hundreds of ms in the cloud, docs/performance.md).
     cached_request_seconds: float = 0.1
