@@ -33,7 +33,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "project": cfg.project,
         "service_url": api.service.uri,
         "image": api.image,
-        "service_account": api.account.email,
+        "service_account": api.account_email,
         "topic": ingestion.topic.name,
         "subscription": ingestion.subscription.name,
         "dead_letter_topic": ingestion.dead_letter_topic.name,

@@ -23,6 +23,10 @@ from app.contract.pipeline import PIPELINE
 from app.contract.service_env import pipeline_values, render_env
 
 SERVICE_NAME = "flight-api"
+# Created once per environment by the bootstrap (platform/bootstrap), which lets only that
+# environment's deployer act as it: the deployer creates no service account and holds no
+# project-wide serviceAccountUser.
+RUNTIME_ACCOUNT_ID = f"{SERVICE_NAME}-runtime"
 CONTAINER_PORT = 8080
 HEALTH_PATH = "/health"
 
@@ -57,16 +61,9 @@ class ApiService(pulumi.ComponentResource):
         super().__init__("airline:platform:ApiService", name, None, opts)
         cfg, warehouse, ingestion, depends_on = args.config, args.warehouse, args.ingestion, args.depends_on
         labels = cfg.labels("api")
-        after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
 
-        self.account = gcp.serviceaccount.Account(
-            f"{name}-account",
-            project=cfg.project,
-            account_id=f"{SERVICE_NAME}-runtime",
-            display_name="Flight API (Cloud Run runtime identity)",
-            opts=after_apis,
-        )
-        member = pulumi.Output.concat("serviceAccount:", self.account.email)
+        self.account_email = f"{RUNTIME_ACCOUNT_ID}@{cfg.project}.iam.gserviceaccount.com"
+        member = f"serviceAccount:{self.account_email}"
         grants = [
             gcp.bigquery.DatasetIamMember(
                 f"{name}-dataset-viewer",
@@ -81,7 +78,7 @@ class ApiService(pulumi.ComponentResource):
                 project=cfg.project,
                 role="roles/bigquery.jobUser",
                 member=member,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
             ),
             gcp.pubsub.TopicIAMMember(
                 f"{name}-topic-publisher",
@@ -114,7 +111,7 @@ class ApiService(pulumi.ComponentResource):
             deletion_protection=cfg.deletion_protection,
             labels=labels,
             template=gcp.cloudrunv2.ServiceTemplateArgs(
-                service_account=self.account.email,
+                service_account=self.account_email,
                 labels=labels,
                 scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(
                     min_instance_count=cfg.min_instances, max_instance_count=cfg.max_instances

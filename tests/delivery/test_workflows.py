@@ -576,7 +576,10 @@ def test_workflows_derive_the_names_the_bootstrap_creates() -> None:
     for job in (jobs["preview"], jobs["drift"], jobs["deploy-preview"]):
         auth = next(s for s in job["steps"] if uses(s) == "google-github-actions/auth")
         assert auth["with"]["service_account"] == "${{ env.PREVIEWER }}"
-        assert resolve(job["env"]["PREVIEWER"], "dev") == naming.service_account_email(naming.PREVIEWER, ops)
+        for stack in STACKS:
+            assert resolve(job["env"]["PREVIEWER"], stack) == naming.service_account_email(
+                naming.previewer(stack), ops
+            )
     image = workflow("deploy")["jobs"]["image"]
     auth = next(s for s in image["steps"] if uses(s) == "google-github-actions/auth")
     assert resolve(auth["with"]["service_account"], "dev") == naming.service_account_email(

@@ -1,9 +1,8 @@
 """The delivery bootstrap program under Pulumi mocks, and its deployers against the main program.
 
-Rendered with the same harness as the stacks (preview=False, so every apply ran). The coverage
-tests tie the two programs together: every resource type the main program declares must be
-manageable by the deployer and readable by the previewer, and no role may be granted that
-nothing in the program needs.
+Rendered with the same harness as the stacks (preview=False, so every apply ran). Which GitHub
+jobs may act as each account is tested in test_trust.py, which permissions the roles carry in
+test_deploy_permissions.py; here, where each identity's grants land.
 """
 
 from __future__ import annotations
@@ -13,34 +12,20 @@ import json
 from typing import Any
 
 import pytest
-from airline_bootstrap import naming, roles
+import yaml
+from airline_bootstrap import naming, roles, trust
 from airline_bootstrap.config import BootstrapConfig, ConfigError, Environment
-from airline_platform.plan import (
-    MOCK_PROJECT_NUMBER,
-    REPO_ROOT,
-    STAND_IN_IMAGE,
-    Plan,
-    Program,
-    render,
-    stack_config,
-)
+from airline_platform.plan import MOCK_PROJECT_NUMBER, REPO_ROOT, STAND_IN_IMAGE, Plan, stack_config
 
-BOOTSTRAP = Program(
-    entry=REPO_ROOT / "platform" / "bootstrap" / "__main__.py",
-    project="airline-delivery-bootstrap",
-    stacks_dir=REPO_ROOT / "platform" / "bootstrap",
-    deploy_time_config={},
-)
+from tests.platform.conftest import BOOTSTRAP
+
 OPS = "airline-delivery"
 REPO = "example-airline/airline-data-platform"
 ENV_PROJECTS = {"dev": "airline-data-dev", "staging": "airline-data-staging", "prod": "airline-data-prod"}
 PROJECT_IAM = "gcp:projects/iAMMember:IAMMember"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> Plan:
-    return render("delivery", program=BOOTSTRAP)
+SA_IAM = "gcp:serviceaccount/iAMMember:IAMMember"
+RING = f"projects/{OPS}/locations/europe-west1/keyRings/{naming.KEY_RING}"
 
 
 def of_type(plan: Plan, type_: str) -> list[dict[str, Any]]:
@@ -58,20 +43,26 @@ def grants_of(plan: Plan, account_id: str) -> set[tuple[str, str, str]]:
     for r in plan.resources:
         inputs = r["inputs"]
         if inputs.get("member") == member:
-            where = inputs.get("project") or inputs.get("bucket") or inputs.get("cryptoKeyId") or ""
+            where = (
+                inputs.get("project")
+                or inputs.get("bucket")
+                or inputs.get("cryptoKeyId")
+                or inputs.get("serviceAccountId")
+                or ""
+            )
             found.add((r["type"], where, inputs["role"]))
     return found
 
 
 def principals_of(plan: Plan, account_id: str) -> set[str]:
     sa = f"projects/{OPS}/serviceAccounts/{email(account_id)}"
-    bindings = of_type(plan, "gcp:serviceaccount/iAMMember:IAMMember")
+    bindings = [b for b in of_type(plan, SA_IAM) if b["serviceAccountId"] == sa]
     assert all(b["role"] == roles.IMPERSONATION_ROLE for b in bindings)
-    return {b["member"] for b in bindings if b["serviceAccountId"] == sa}
+    return {b["member"] for b in bindings}
 
 
-def subject(context: str) -> str:
-    return naming.github_principal(MOCK_PROJECT_NUMBER, f"repo:{REPO}:{context}")
+def access(context: str) -> str:
+    return naming.access_principal_set(MOCK_PROJECT_NUMBER, context)
 
 
 def test_names_and_urns_are_unique(bootstrap: Plan) -> None:
@@ -102,18 +93,12 @@ def test_state_buckets_and_keys_per_environment(bootstrap: Plan) -> None:
     assert bootstrap.outputs["secrets_providers"] == {s: f"gcpkms://{ring}/cryptoKeys/{s}" for s in scopes}
 
 
-def test_identity_provider_trusts_only_this_repository(bootstrap: Plan) -> None:
+def test_identity_provider_renders_the_trust_rules(bootstrap: Plan) -> None:
     (provider,) = of_type(bootstrap, "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
     assert provider["oidc"] == {"issuerUri": "https://token.actions.githubusercontent.com"}
-    assert provider["attributeMapping"]["google.subject"] == "assertion.sub"
-    condition = provider["attributeCondition"]
-    for clause in (
-        "assertion.repository_id == '812345678'",
-        "assertion.repository_owner_id == '91234567'",
-        f"assertion.repository == '{REPO}'",
-    ):
-        assert clause in condition
-    assert condition.count("&&") == 2  # all three must hold
+    cfg = GOOD
+    assert provider["attributeMapping"] == trust.attribute_mapping(cfg)
+    assert provider["attributeCondition"] == trust.attribute_condition(cfg)
     assert bootstrap.outputs["github_variables"] == {
         "GCP_OPS_PROJECT": OPS,
         "GCP_REGION": "europe-west1",
@@ -121,26 +106,33 @@ def test_identity_provider_trusts_only_this_repository(bootstrap: Plan) -> None:
     }
 
 
-def test_each_identity_answers_to_exact_github_subjects(bootstrap: Plan) -> None:
+def test_each_identity_answers_to_exact_access_contexts(bootstrap: Plan) -> None:
     for env in ENV_PROJECTS:
-        assert principals_of(bootstrap, naming.deployer(env)) == {subject(f"environment:{env}")}
-    assert principals_of(bootstrap, naming.PREVIEWER) == {
-        subject("pull_request"),
-        subject("ref:refs/heads/develop"),
+        assert principals_of(bootstrap, naming.deployer(env)) == {access(trust.deploy(env))}
+    for env in ("dev", "staging"):
+        assert principals_of(bootstrap, naming.previewer(env)) == {
+            access(trust.preview_on(naming.DEPLOY_BRANCH[env])),
+            access(trust.PULL_REQUEST),
+            access(trust.DRIFT),
+        }
+    assert principals_of(bootstrap, naming.previewer("prod")) == {
+        access(trust.preview_on("main")),
+        access(trust.DRIFT),
     }
-    assert principals_of(bootstrap, naming.PUBLISHER) == {
-        subject("ref:refs/heads/develop"),
-        subject("ref:refs/heads/main"),
-    }
-    members = {b["member"] for b in of_type(bootstrap, "gcp:serviceaccount/iAMMember:IAMMember")}
-    assert not [m for m in members if m.startswith("principalSet://")]  # no wildcard over the pool
+    assert principals_of(bootstrap, naming.PUBLISHER) == {access(trust.PUBLISH)}
+    # Nothing else may act as anyone: every impersonation binding is one of the above.
+    members = {b["member"] for b in of_type(bootstrap, SA_IAM) if b["role"] == roles.IMPERSONATION_ROLE}
+    assert members == {access(c.name) for c in trust.contexts(GOOD)}
 
 
 @pytest.mark.parametrize("env", list(ENV_PROJECTS))
 def test_a_deployer_reaches_its_own_environment_only(bootstrap: Plan, env: str) -> None:
-    ring = f"projects/{OPS}/locations/europe-west1/keyRings/{naming.KEY_RING}"
+    project = ENV_PROJECTS[env]
+    runtime = naming.service_account_email(naming.RUNTIME_ACCOUNT, project)
     assert grants_of(bootstrap, naming.deployer(env)) == {
-        *((PROJECT_IAM, ENV_PROJECTS[env], r.role) for r in roles.DEPLOYER_ROLES),
+        *((PROJECT_IAM, project, r.role) for r in roles.DEPLOYER_ROLES),
+        (PROJECT_IAM, project, roles.CLOUD_RUN_DEPLOYER.name(project)),
+        (SA_IAM, f"projects/{project}/serviceAccounts/{runtime}", roles.RUNTIME_ACCOUNT_ROLE),
         (
             "gcp:storage/bucketIAMMember:BucketIAMMember",
             naming.state_bucket(OPS, env),
@@ -148,10 +140,73 @@ def test_a_deployer_reaches_its_own_environment_only(bootstrap: Plan, env: str) 
         ),
         (
             "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
-            f"{ring}/cryptoKeys/{env}",
+            f"{RING}/cryptoKeys/{env}",
             roles.DEPLOYER_KEY_ROLE,
         ),
     }
+
+
+@pytest.mark.parametrize("env", list(ENV_PROJECTS))
+def test_a_previewer_reads_its_own_environment_only(bootstrap: Plan, env: str) -> None:
+    project = ENV_PROJECTS[env]
+    assert grants_of(bootstrap, naming.previewer(env)) == {
+        *((PROJECT_IAM, project, r.role) for r in roles.PREVIEWER_ROLES),
+        *((PROJECT_IAM, project, r.name(project)) for r in roles.PREVIEWER.custom_roles),
+        (
+            "gcp:storage/bucketIAMMember:BucketIAMMember",
+            naming.state_bucket(OPS, env),
+            roles.PREVIEWER_STATE_ROLE,
+        ),
+        (
+            "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
+            f"{RING}/cryptoKeys/{env}",
+            roles.PREVIEWER_KEY_ROLE,
+        ),
+    }
+
+
+def test_a_pull_request_reaches_no_prod_state_key_or_project(bootstrap: Plan) -> None:
+    """Every account a pull request's token can become, and everything those accounts hold."""
+    pr = access(trust.PULL_REQUEST)
+    accounts = {
+        b["serviceAccountId"].rsplit("/", 1)[1].split("@")[0]
+        for b in of_type(bootstrap, SA_IAM)
+        if b["member"] == pr
+    }
+    assert accounts == {naming.previewer("dev"), naming.previewer("staging")}
+    prod = {ENV_PROJECTS["prod"], naming.state_bucket(OPS, "prod"), f"{RING}/cryptoKeys/prod"}
+    reached = {where for account in accounts for _, where, _ in grants_of(bootstrap, account)}
+    assert reached
+    assert not reached & prod
+
+
+def test_no_project_wide_service_account_roles(bootstrap: Plan) -> None:
+    """Acting as an account is granted on that one account (the runtime's), never on a project."""
+    project_roles = {r["role"] for r in of_type(bootstrap, PROJECT_IAM)}
+    assert not {r for r in project_roles if r.startswith("roles/iam.")}
+    assert "roles/run.admin" not in project_roles
+    acts_as = [b for b in of_type(bootstrap, SA_IAM) if b["role"] == roles.RUNTIME_ACCOUNT_ROLE]
+    assert sorted((b["serviceAccountId"], b["member"]) for b in acts_as) == sorted(
+        (
+            f"projects/{p}/serviceAccounts/{naming.service_account_email(naming.RUNTIME_ACCOUNT, p)}",
+            f"serviceAccount:{email(naming.deployer(env))}",
+        )
+        for env, p in ENV_PROJECTS.items()
+    )
+
+
+def test_the_main_program_runs_as_the_account_the_bootstrap_creates(
+    bootstrap: Plan, plans: dict[str, Plan]
+) -> None:
+    created = {
+        (a["project"], a["accountId"]) for a in of_type(bootstrap, "gcp:serviceaccount/account:Account")
+    }
+    for env, project in ENV_PROJECTS.items():
+        assert (project, naming.RUNTIME_ACCOUNT) in created
+        (service,) = of_type(plans[env], "gcp:cloudrunv2/service:Service")
+        assert service["template"]["serviceAccount"] == bootstrap.outputs["runtime_service_accounts"][env]
+        # The main program creates no account of its own.
+        assert not of_type(plans[env], "gcp:serviceaccount/account:Account")
 
 
 def test_only_the_project_iam_admin_grant_is_conditioned_to_the_program_s_roles(bootstrap: Plan) -> None:
@@ -163,16 +218,6 @@ def test_only_the_project_iam_admin_grant_is_conditioned_to_the_program_s_roles(
             "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
             ".hasOnly(['roles/bigquery.jobUser'])"
         )
-
-
-def test_the_previewer_only_reads(bootstrap: Plan) -> None:
-    granted = {role for _, _, role in grants_of(bootstrap, naming.PREVIEWER)}
-    assert granted == {r.role for r in roles.PREVIEWER_ROLES} | {
-        roles.PREVIEWER_STATE_ROLE,
-        roles.PREVIEWER_KEY_ROLE,
-    }
-    writes = ("admin", "editor", "owner", "user", "writer", "encrypter", "creator")
-    assert not [role for role in granted if any(word in role.lower() for word in writes)], granted
 
 
 def test_one_registry_written_by_ci_and_read_by_every_environment(bootstrap: Plan) -> None:
@@ -194,22 +239,6 @@ def test_one_registry_written_by_ci_and_read_by_every_environment(bootstrap: Pla
     assert STAND_IN_IMAGE.split("@")[0] == bootstrap.outputs["image_repository"]
 
 
-@pytest.mark.parametrize(
-    "grants", [roles.DEPLOYER_ROLES, roles.PREVIEWER_ROLES], ids=["deployer", "previewer"]
-)
-def test_roles_cover_exactly_what_the_program_declares(
-    plans: dict[str, Plan], grants: tuple[roles.Role, ...]
-) -> None:
-    # Component resources (airline:platform:...) only group others; the cloud never sees them.
-    declared = {
-        r["type"] for plan in plans.values() for r in plan.resources if not r["type"].startswith("airline:")
-    }
-    uncovered = {t for t in declared if not any(t.startswith(p) for g in grants for p in g.covers)}
-    assert not uncovered, f"no role lets CI manage or read {sorted(uncovered)}: add one to roles.py"
-    unused = [g.role for g in grants if not any(t.startswith(p) for p in g.covers for t in declared)]
-    assert not unused, f"{unused} cover nothing the program declares: remove them"
-
-
 def test_the_deployer_may_grant_exactly_the_program_s_project_roles(plans: dict[str, Plan]) -> None:
     granted = {
         r["inputs"]["role"] for plan in plans.values() for r in plan.resources if r["type"] == PROJECT_IAM
@@ -220,6 +249,10 @@ def test_the_deployer_may_grant_exactly_the_program_s_project_roles(plans: dict[
 def test_environments_come_from_the_main_stacks(bootstrap: Plan) -> None:
     projects = {r["inputs"]["project"] for r in bootstrap.resources if r["type"] == PROJECT_IAM}
     assert projects == set(ENV_PROJECTS.values())
+    accounts = {
+        (a["project"], a["accountId"]) for a in of_type(bootstrap, "gcp:serviceaccount/account:Account")
+    }
+    assert {p for p, _ in accounts} == {OPS, *ENV_PROJECTS.values()}
 
 
 GOOD = BootstrapConfig(
@@ -231,6 +264,8 @@ GOOD = BootstrapConfig(
     github_owner_id="91234567",
     github_default_branch="develop",
     environments=tuple(Environment(name, project) for name, project in ENV_PROJECTS.items()),
+    prod_reviewer_teams=(4567890,),
+    required_checks=("make test (lint, types, whole suite on the emulators)",),
 )
 
 
@@ -254,6 +289,9 @@ GOOD = BootstrapConfig(
             "each environment needs its own project",
         ),
         ({"github_default_branch": "main branch"}, "githubDefaultBranch must be a branch name"),
+        ({"prod_reviewer_teams": ()}, "prodReviewers needs at least one team or user id"),
+        ({"prod_reviewer_users": tuple(range(1, 8))}, "at most 6 teams and 6 users"),
+        ({"required_checks": ()}, "requiredChecks must name the status checks"),
     ],
 )
 def test_bad_configuration_is_rejected(changes: dict[str, Any], message: str) -> None:
@@ -268,3 +306,80 @@ def test_each_deployer_may_publish_the_canary_of_its_stack(environment: str) -> 
     deployer = naming.service_account_email(naming.deployer(environment), delivery)
     publishers = json.loads(stack_config(environment)["airline-data-platform:publishers"])
     assert f"serviceAccount:{deployer}" in publishers
+
+
+# --- GitHub: the settings the pipeline relies on are created by the program -----------------
+
+
+def test_every_environment_deploys_from_its_own_branch_only(bootstrap: Plan) -> None:
+    environments = {
+        e["environment"]: e
+        for e in of_type(bootstrap, "github:index/repositoryEnvironment:RepositoryEnvironment")
+    }
+    assert set(environments) == set(ENV_PROJECTS)
+    for environment in environments.values():
+        assert environment["repository"] == "airline-data-platform"
+        assert environment["deploymentBranchPolicy"] == {
+            "customBranchPolicies": True,
+            "protectedBranches": False,
+        }
+    policies = {
+        (p["environment"], p["branchPattern"])
+        for p in of_type(
+            bootstrap,
+            "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+        )
+    }
+    assert policies == {("dev", "develop"), ("staging", "main"), ("prod", "main")}
+
+
+def test_prod_waits_for_a_reviewer_who_did_not_trigger_it(bootstrap: Plan) -> None:
+    environments = {
+        e["environment"]: e
+        for e in of_type(bootstrap, "github:index/repositoryEnvironment:RepositoryEnvironment")
+    }
+    prod = environments["prod"]
+    assert prod["reviewers"] == [{"teams": [4567890], "users": []}]
+    assert prod["preventSelfReview"] is True
+    assert prod["canAdminsBypass"] is False
+    assert not environments["dev"].get("reviewers")
+
+
+def test_deploy_branches_take_reviewed_and_checked_pull_requests_only(bootstrap: Plan) -> None:
+    rules = {r["pattern"]: r for r in of_type(bootstrap, "github:index/branchProtection:BranchProtection")}
+    assert set(rules) == set(naming.DEPLOY_BRANCHES)
+    checks = stack_config("delivery", BOOTSTRAP.stacks_dir)["airline-delivery-bootstrap:requiredChecks"]
+    for rule in rules.values():
+        assert rule["enforceAdmins"] is True
+        assert rule["allowsForcePushes"] is False
+        assert rule["allowsDeletions"] is False
+        (reviews,) = rule["requiredPullRequestReviews"]
+        assert reviews["requiredApprovingReviewCount"] >= 1
+        assert reviews["requireLastPushApproval"] is True
+        (status,) = rule["requiredStatusChecks"]
+        assert status["strict"] is True
+        assert status["contexts"] == json.loads(checks)
+
+
+def test_required_checks_are_jobs_that_pull_requests_run() -> None:
+    """A required check no workflow reports would block every merge; a renamed job must update it."""
+    names = set()
+    for path in (REPO_ROOT / ".github" / "workflows").glob("*.yml"):
+        workflow = yaml.safe_load(path.read_text())
+        triggers = workflow.get(True) or workflow.get("on") or {}
+        if "pull_request" in triggers:
+            for job_id, job in workflow["jobs"].items():
+                stacks = (job.get("strategy") or {}).get("matrix", {}).get("stack", [""])
+                names |= {job.get("name", job_id).replace("${{ matrix.stack }}", s) for s in stacks}
+    checks = json.loads(
+        stack_config("delivery", BOOTSTRAP.stacks_dir)["airline-delivery-bootstrap:requiredChecks"]
+    )
+    assert set(checks) <= names, sorted(set(checks) - names)
+
+
+def test_the_workflows_variables_are_set_by_the_program(bootstrap: Plan) -> None:
+    variables = {
+        v["variableName"]: v["value"]
+        for v in of_type(bootstrap, "github:index/actionsVariable:ActionsVariable")
+    }
+    assert variables == bootstrap.outputs["github_variables"]

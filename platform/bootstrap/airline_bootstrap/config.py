@@ -48,6 +48,11 @@ class BootstrapConfig:
     github_owner_id: str
     github_default_branch: str  # where scheduled workflows (drift) run
     environments: tuple[Environment, ...]
+    # GitHub's numeric ids of the teams and users who approve prod deploys (at most 6 each).
+    prod_reviewer_teams: tuple[int, ...] = ()
+    prod_reviewer_users: tuple[int, ...] = ()
+    # Status checks (job names) a pull request into develop or main must pass.
+    required_checks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if errors := self.problems():
@@ -79,6 +84,12 @@ class BootstrapConfig:
                 f"the delivery project {self.project!r} must not be an environment's project: "
                 "a deployer would then reach the other environments' state and keys"
             )
+        if not (self.prod_reviewer_teams or self.prod_reviewer_users):
+            errors.append("prodReviewers needs at least one team or user id: prod is deployed after approval")
+        if len(self.prod_reviewer_teams) > 6 or len(self.prod_reviewer_users) > 6:
+            errors.append("prodReviewers takes at most 6 teams and 6 users (GitHub's limit)")
+        if not self.required_checks:
+            errors.append("requiredChecks must name the status checks develop and main require")
         return errors
 
     def labels(self, environment: str) -> dict[str, str]:
@@ -101,6 +112,7 @@ def load_config() -> BootstrapConfig:
     """Read the bootstrap stack's configuration; raises ConfigError listing every problem."""
     gcp = pulumi.Config("gcp")
     app = pulumi.Config()
+    reviewers = app.require_object("prodReviewers")
     return BootstrapConfig(
         project=gcp.require("project"),
         region=gcp.require("region"),
@@ -110,4 +122,7 @@ def load_config() -> BootstrapConfig:
         github_owner_id=app.require("githubOwnerId"),
         github_default_branch=app.get("githubDefaultBranch") or "develop",
         environments=main_stack_projects(),
+        prod_reviewer_teams=tuple(int(t) for t in reviewers.get("teams") or ()),
+        prod_reviewer_users=tuple(int(u) for u in reviewers.get("users") or ()),
+        required_checks=tuple(str(c) for c in app.require_object("requiredChecks")),
     )

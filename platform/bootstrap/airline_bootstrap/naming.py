@@ -13,12 +13,20 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 KEY_RING = "pulumi"
 REGISTRY_ID = "airline"
 IMAGE_NAME = "flight-api"
-PREVIEWER = "previewer"
 PUBLISHER = "image-publisher"
+# The API's runtime identity in each environment's project: the bootstrap creates it, the main
+# program deploys Cloud Run as it (airline_platform.service), and only its own deployer may act as it.
+RUNTIME_ACCOUNT = "flight-api-runtime"
 # The bootstrap's own state lives beside the environments', under this scope.
 BOOTSTRAP_SCOPE = "bootstrap"
 # GitFlow: develop deploys dev; main deploys staging, then prod. Only these push images.
 DEPLOY_BRANCHES = ("develop", "main")
+DEPLOY_BRANCH = {"dev": "develop", "staging": "main", "prod": "main"}
+# The workflow files (under .github/workflows) whose jobs may exchange a GitHub token (trust.py).
+DEPLOY_WORKFLOW = "deploy.yml"  # builds and pushes the image, calls DEPLOY_STACK_WORKFLOW per stack
+DEPLOY_STACK_WORKFLOW = "deploy-stack.yml"  # one stack: prod's preview, then `pulumi up` in its environment
+PREVIEW_WORKFLOW = "preview.yml"  # pull requests
+DRIFT_WORKFLOW = "drift.yml"  # nightly, on the default branch
 
 
 def state_bucket(ops_project: str, scope: str) -> str:
@@ -31,8 +39,13 @@ def deployer(environment: str) -> str:
     return f"deployer-{environment}"
 
 
-def service_account_email(account_id: str, ops_project: str) -> str:
-    return f"{account_id}@{ops_project}.iam.gserviceaccount.com"
+def previewer(environment: str) -> str:
+    """Account id of the environment's read-only previewer (previews and drift)."""
+    return f"previewer-{environment}"
+
+
+def service_account_email(account_id: str, project: str) -> str:
+    return f"{account_id}@{project}.iam.gserviceaccount.com"
 
 
 def image_repository(ops_project: str, region: str) -> str:
@@ -46,9 +59,9 @@ def workload_identity_provider(project_number: str) -> str:
     )
 
 
-def github_principal(project_number: str, subject: str) -> str:
-    """One GitHub OIDC subject (`repo:<owner>/<name>:<context>`) as an IAM principal."""
+def access_principal_set(project_number: str, access: str) -> str:
+    """Every GitHub job whose token the provider mapped to one access context (trust.py)."""
     return (
-        f"principal://iam.googleapis.com/projects/{project_number}/locations/global/"
-        f"workloadIdentityPools/{POOL_ID}/subject/{subject}"
+        f"principalSet://iam.googleapis.com/projects/{project_number}/locations/global/"
+        f"workloadIdentityPools/{POOL_ID}/attribute.access/{access}"
     )

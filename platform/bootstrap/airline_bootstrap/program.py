@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from airline_bootstrap import naming, roles
+from airline_bootstrap import github, naming, roles, trust
 from airline_bootstrap.config import BootstrapConfig, Environment
 
 # Enabled in the delivery project. Resource Manager, Service Usage and IAM bill and check the
@@ -78,43 +78,32 @@ def build(cfg: BootstrapConfig) -> dict[str, Any]:
         workload_identity_pool_id=pool.workload_identity_pool_id,
         workload_identity_pool_provider_id=naming.PROVIDER_ID,
         display_name="GitHub OIDC",
-        attribute_mapping={
-            "google.subject": "assertion.sub",
-            "attribute.repository": "assertion.repository",
-            "attribute.repository_id": "assertion.repository_id",
-            "attribute.ref": "assertion.ref",
-        },
-        # Tokens of any other repository are refused before any binding is looked at.
-        attribute_condition=(
-            f"assertion.repository_id == '{cfg.github_repository_id}'"
-            f" && assertion.repository_owner_id == '{cfg.github_owner_id}'"
-            f" && assertion.repository == '{cfg.github_repository}'"
-        ),
+        # Each token becomes one access context (trust.py); any other token is refused here.
+        attribute_mapping=trust.attribute_mapping(cfg),
+        attribute_condition=trust.attribute_condition(cfg),
         oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(issuer_uri=naming.GITHUB_ISSUER),
     )
     identity = _Identity(cfg, number, apis)
-    repo = cfg.github_repository
     accounts: dict[str, gcp.serviceaccount.Account] = {}
+    runtime_accounts: dict[str, pulumi.Output[str]] = {}
 
     for env in cfg.environments:
-        # Only a job running in the GitHub environment of the same name (prod: after review).
+        # Only deploy-stack.yml at the environment's branch, in the GitHub environment (prod: approved).
         deployer = identity.account(
-            naming.deployer(env.name),
-            f"Deploys the {env.name} stack",
-            [f"repo:{repo}:environment:{env.name}"],
+            naming.deployer(env.name), f"Deploys the {env.name} stack", [trust.deploy(env.name)]
         )
         accounts[naming.deployer(env.name)] = deployer
         _grant_environment(naming.deployer(env.name), deployer, roles.DEPLOYER, env, buckets, keys)
-
-    # Pull-request previews and the scheduled drift check: read-only on every environment.
-    previewer = identity.account(
-        naming.PREVIEWER,
-        "Previews pull requests and checks for drift (read-only)",
-        [f"repo:{repo}:pull_request", f"repo:{repo}:ref:refs/heads/{cfg.github_default_branch}"],
-    )
-    accounts[naming.PREVIEWER] = previewer
-    for env in cfg.environments:
-        _grant_environment(naming.PREVIEWER, previewer, roles.PREVIEWER, env, buckets, keys)
+        runtime_accounts[env.name] = _runtime_account(env, deployer).email
+        # Before each update and nightly; pull requests preview dev and staging, never prod.
+        previews = [trust.preview_on(naming.DEPLOY_BRANCH[env.name]), trust.DRIFT]
+        previewer = identity.account(
+            naming.previewer(env.name),
+            f"Previews the {env.name} stack and checks it for drift (read-only)",
+            previews if env.name == "prod" else [*previews, trust.PULL_REQUEST],
+        )
+        accounts[naming.previewer(env.name)] = previewer
+        _grant_environment(naming.previewer(env.name), previewer, roles.PREVIEWER, env, buckets, keys)
 
     registry = gcp.artifactregistry.Repository(
         "images",
@@ -129,9 +118,7 @@ def build(cfg: BootstrapConfig) -> dict[str, Any]:
         opts=keep,
     )
     publisher = identity.account(
-        naming.PUBLISHER,
-        "Builds and pushes the API image from the deploy branches",
-        [f"repo:{repo}:ref:refs/heads/{branch}" for branch in naming.DEPLOY_BRANCHES],
+        naming.PUBLISHER, "Builds and pushes the API image from the deploy branches", [trust.PUBLISH]
     )
     accounts[naming.PUBLISHER] = publisher
     _registry_member(
@@ -156,23 +143,26 @@ def build(cfg: BootstrapConfig) -> dict[str, Any]:
         )
 
     provider = number.apply(naming.workload_identity_provider)
+    # Repository variables: all the workflows need to derive every other name (naming.py).
+    variables: dict[str, pulumi.Input[str]] = {
+        "GCP_OPS_PROJECT": ops,
+        "GCP_REGION": cfg.region,
+        "GCP_WORKLOAD_IDENTITY_PROVIDER": provider,
+    }
+    github.build(cfg, variables)
     return {
         "workload_identity_provider": provider,
         "image_repository": naming.image_repository(ops, cfg.region),
         "state_backends": {scope: pulumi.Output.concat("gs://", b.name) for scope, b in buckets.items()},
         "secrets_providers": {scope: pulumi.Output.concat("gcpkms://", k.id) for scope, k in keys.items()},
         "service_accounts": {name: account.email for name, account in accounts.items()},
-        # Repository variables (Settings > Secrets and variables > Actions > Variables).
-        "github_variables": {
-            "GCP_OPS_PROJECT": ops,
-            "GCP_REGION": cfg.region,
-            "GCP_WORKLOAD_IDENTITY_PROVIDER": provider,
-        },
+        "runtime_service_accounts": runtime_accounts,
+        "github_variables": variables,
     }
 
 
 class _Identity:
-    """Service accounts in the delivery project that named GitHub OIDC subjects may act as."""
+    """Service accounts in the delivery project that GitHub jobs of named access contexts may act as."""
 
     def __init__(self, cfg: BootstrapConfig, number: pulumi.Output[str], apis: Sequence[pulumi.Resource]):
         self.cfg = cfg
@@ -180,7 +170,7 @@ class _Identity:
         self.apis = list(apis)
 
     def account(
-        self, account_id: str, description: str, subjects: Sequence[str]
+        self, account_id: str, description: str, accesses: Sequence[str]
     ) -> gcp.serviceaccount.Account:
         account = gcp.serviceaccount.Account(
             account_id,
@@ -189,15 +179,12 @@ class _Identity:
             display_name=description,
             opts=pulumi.ResourceOptions(depends_on=self.apis),
         )
-        for subject in subjects:
-            context = subject.split(":", 2)[2].replace(":", "-").replace("/", "-")
+        for access in accesses:
             gcp.serviceaccount.IAMMember(
-                f"{account_id}-as-{context}",
-                service_account_id=pulumi.Output.concat(
-                    "projects/", self.cfg.project, "/serviceAccounts/", account.email
-                ),
+                f"{account_id}-as-{access}",
+                service_account_id=_path(account),
                 role=roles.IMPERSONATION_ROLE,
-                member=self.number.apply(partial(naming.github_principal, subject=subject)),
+                member=self.number.apply(partial(naming.access_principal_set, access=access)),
             )
         return account
 
@@ -249,12 +236,53 @@ def _grant_environment(
             if condition
             else None,
         )
+    for custom in access.custom_roles:
+        role = gcp.projects.IAMCustomRole(
+            f"{who}-{env.name}-{custom.role_id}",
+            project=env.project,
+            role_id=custom.role_id,
+            title=custom.title,
+            description=custom.why,
+            permissions=list(custom.permissions),
+        )
+        gcp.projects.IAMMember(
+            f"{who}-on-{env.name}-{custom.role_id}",
+            project=env.project,
+            role=custom.name(env.project),
+            member=member,
+            opts=pulumi.ResourceOptions(depends_on=[role]),
+        )
     gcp.storage.BucketIAMMember(
         f"{who}-state-{env.name}", bucket=buckets[env.name].name, role=access.state_role, member=member
     )
     gcp.kms.CryptoKeyIAMMember(
         f"{who}-secrets-{env.name}", crypto_key_id=keys[env.name].id, role=access.key_role, member=member
     )
+
+
+def _runtime_account(env: Environment, deployer: gcp.serviceaccount.Account) -> gcp.serviceaccount.Account:
+    """The API's identity, created once here; the deployer may act as it (and as nothing else)."""
+    iam_api = gcp.projects.Service(
+        f"{env.name}-api-iam", project=env.project, service="iam.googleapis.com", disable_on_destroy=False
+    )
+    account = gcp.serviceaccount.Account(
+        f"{env.name}-runtime",
+        project=env.project,
+        account_id=naming.RUNTIME_ACCOUNT,
+        display_name="Flight API (Cloud Run runtime identity)",
+        opts=pulumi.ResourceOptions(depends_on=[iam_api]),
+    )
+    gcp.serviceaccount.IAMMember(
+        f"{naming.deployer(env.name)}-acts-as-runtime",
+        service_account_id=_path(account),
+        role=roles.RUNTIME_ACCOUNT_ROLE,
+        member=pulumi.Output.concat("serviceAccount:", deployer.email),
+    )
+    return account
+
+
+def _path(account: gcp.serviceaccount.Account) -> pulumi.Output[str]:
+    return pulumi.Output.concat("projects/", account.project, "/serviceAccounts/", account.email)
 
 
 def _registry_member(

@@ -1,10 +1,13 @@
-"""Who may do what: every role the bootstrap grants, with the reason and what it is for.
+"""Who may do what: every role the bootstrap grants, with the reason.
 
-Each deployer holds these roles on its own environment's project only; the previewer holds
-the read-only ones on every environment. `covers` lists the main program's resource types
-(prefixes of Pulumi type tokens) a role lets its holder manage or read: tests/platform checks
-that every type the program declares is covered and that no role covers nothing, so a new
-resource type in the program fails the tests until someone decides which role it needs.
+Each deployer holds these on its own environment's project only, each previewer the read-only
+ones on its own environment only. No identity holds a role that lets it act as, or grant, a
+service account: the deployer may act as its environment's runtime account alone (granted on that
+account, not the project), and Cloud Run comes through a custom role without run.admin's job
+execution and SSH permissions. tests/platform/test_deploy_permissions.py maps every permission the
+main program's resources need onto these roles, using the permissions Google documents for each
+predefined role (https://cloud.google.com/iam/docs/roles-permissions, recorded in
+tests/platform/data/iam_roles.json), and checks that none of them reaches another account.
 """
 
 from __future__ import annotations
@@ -27,8 +30,20 @@ class Condition:
 class Role:
     role: str
     why: str
-    covers: tuple[str, ...]
     condition: Condition | None = None
+
+
+@dataclass(frozen=True)
+class CustomRole:
+    """A project-level custom role, created in each environment's project by the bootstrap."""
+
+    role_id: str
+    title: str
+    why: str
+    permissions: tuple[str, ...]
+
+    def name(self, project: str) -> str:
+        return f"projects/{project}/roles/{self.role_id}"
 
 
 ONLY_GRANTABLE_ROLES = Condition(
@@ -39,117 +54,92 @@ ONLY_GRANTABLE_ROLES = Condition(
     + "])",
 )
 
+# roles/run.admin would add running existing jobs with overrides (run.jobs.runWithOverrides) and
+# SSH into services and instances (run.*.sshRoot): both run code as *their* service accounts,
+# without the actAs check Cloud Run makes on a deploy. This role is the service's lifecycle only.
+CLOUD_RUN_DEPLOYER = CustomRole(
+    role_id="flightApiCloudRunDeployer",
+    title="Flight API Cloud Run deployer",
+    why="create, update and delete the Cloud Run service, set its invoker IAM, and call it "
+    "(Schemathesis and the canary after each update); no jobs, worker pools or SSH",
+    permissions=(
+        "run.locations.list",
+        "run.operations.get",
+        "run.revisions.get",
+        "run.revisions.list",
+        "run.routes.invoke",
+        "run.services.create",
+        "run.services.delete",
+        "run.services.get",
+        "run.services.getIamPolicy",
+        "run.services.list",
+        "run.services.setIamPolicy",
+        "run.services.update",
+    ),
+)
+
 DEPLOYER_ROLES = (
     Role(
         "roles/serviceusage.serviceUsageAdmin",
         "enable the APIs the stack uses (gcp.projects.Service) and create the service agents it "
-        "grants roles to (gcp.projects.ServiceIdentity: serviceusage.services.generateServiceIdentity)",
-        ("gcp:projects/service:Service", "gcp:projects/serviceIdentity:ServiceIdentity"),
+        "grants roles to (gcp.projects.ServiceIdentity)",
     ),
     Role(
         "roles/monitoring.editor",
         "the stack's SLOs and their services, alert policies, notification channels, uptime check and "
         "dashboard; monitoring.admin would add nothing the program needs",
-        ("gcp:monitoring/",),
     ),
     Role(
         "roles/logging.configWriter",
         "the log-based metrics read from the API's structured logs (logging.logMetrics.*)",
-        ("gcp:logging/metric:Metric",),
     ),
     Role(
         "roles/bigquery.dataOwner",
         "create the dataset, table and view and grant dataset-level access; dataEditor cannot set "
         "dataset IAM, and BigQuery has no narrower predefined role that can",
-        ("gcp:bigquery/",),
     ),
     Role(
         "roles/pubsub.admin",
         "topics, subscriptions and their IAM (pubsub.editor cannot set IAM policies); the canary "
         "publishes with it",
-        ("gcp:pubsub/",),
-    ),
-    Role(
-        "roles/run.admin",
-        "the Cloud Run service and its invoker IAM (run.developer cannot set IAM policies); it "
-        "includes run.routes.invoke, which Schemathesis and the canary need after each update",
-        ("gcp:cloudrunv2/",),
-    ),
-    Role(
-        "roles/iam.serviceAccountAdmin",
-        "create the API's runtime service account",
-        ("gcp:serviceaccount/account:Account",),
-    ),
-    Role(
-        "roles/iam.serviceAccountUser",
-        "deploy Cloud Run as that runtime service account (iam.serviceAccounts.actAs)",
-        ("gcp:cloudrunv2/service:Service",),
     ),
     Role(
         "roles/resourcemanager.projectIamAdmin",
         "grant the runtime account its project-level roles; conditioned so that it can grant "
-        "only GRANTABLE_PROJECT_ROLES, never owner or itself more",
-        ("gcp:projects/iAMMember:IAMMember",),
+        "only GRANTABLE_PROJECT_ROLES, never owner, a service-account role or itself more",
         ONLY_GRANTABLE_ROLES,
     ),
 )
 
 PREVIEWER_ROLES = (
     Role(
-        "roles/serviceusage.serviceUsageViewer",
-        "read which APIs are enabled and which service agents exist",
-        ("gcp:projects/service:Service", "gcp:projects/serviceIdentity:ServiceIdentity"),
+        "roles/serviceusage.serviceUsageViewer", "read which APIs are enabled and which service agents exist"
     ),
-    Role(
-        "roles/monitoring.viewer",
-        "read the SLOs, alert policies, channels, uptime check and dashboard",
-        ("gcp:monitoring/",),
-    ),
-    Role(
-        "roles/logging.viewer",
-        "read the log-based metrics' definitions",
-        ("gcp:logging/metric:Metric",),
-    ),
-    Role(
-        "roles/bigquery.metadataViewer",
-        "read datasets, tables, views and their access, never their rows",
-        ("gcp:bigquery/",),
-    ),
-    Role(
-        "roles/pubsub.viewer",
-        "read topics, subscriptions and their IAM policies",
-        ("gcp:pubsub/",),
-    ),
-    Role(
-        "roles/run.viewer",
-        "read the Cloud Run service and its IAM policy",
-        ("gcp:cloudrunv2/",),
-    ),
-    Role(
-        "roles/iam.serviceAccountViewer",
-        "read the runtime service account",
-        ("gcp:serviceaccount/account:Account",),
-    ),
-    Role(
-        "roles/browser",
-        "read the project and its IAM policy (project-level grants)",
-        ("gcp:projects/iAMMember:IAMMember",),
-    ),
+    Role("roles/monitoring.viewer", "read the SLOs, alert policies, channels, uptime check and dashboard"),
+    Role("roles/logging.viewer", "read the log-based metrics' definitions"),
+    Role("roles/bigquery.metadataViewer", "read datasets, tables, views and their access, never their rows"),
+    Role("roles/pubsub.viewer", "read topics, subscriptions and their IAM policies"),
+    Role("roles/run.viewer", "read the Cloud Run service and its IAM policy"),
+    Role("roles/browser", "read the project and its IAM policy (project-level grants)"),
 )
 
+# On the environment's runtime service account only (never the project): deploy Cloud Run as it.
+RUNTIME_ACCOUNT_ROLE = "roles/iam.serviceAccountUser"
+# The runtime account's own project-level role, granted by the main program (GRANTABLE_PROJECT_ROLES).
 
 # Grants on single resources of the delivery project.
 # Each deployer: its own environment's state bucket and key only. Updates write state and a lock.
 DEPLOYER_STATE_ROLE = "roles/storage.objectUser"
 DEPLOYER_KEY_ROLE = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-# The previewer: `pulumi preview` and `refresh --preview-only` read state and take no lock
-# (Pulumi's DIY backend locks only real updates), and decrypt the stack's secrets config.
+# Each previewer: its own environment's state and key. `pulumi preview` and `refresh --preview-only`
+# read state and take no lock (Pulumi's DIY backend locks only real updates), and decrypt the
+# stack's secrets config.
 PREVIEWER_STATE_ROLE = "roles/storage.objectViewer"
 PREVIEWER_KEY_ROLE = "roles/cloudkms.cryptoKeyDecrypter"
 # The publisher pushes the image once; each environment's Cloud Run service agent pulls it.
 PUBLISHER_REGISTRY_ROLE = "roles/artifactregistry.writer"
 PULLER_REGISTRY_ROLE = "roles/artifactregistry.reader"
-# A GitHub OIDC subject may act as a service account (no keys anywhere).
+# A GitHub job of an accepted context may act as a service account (no keys anywhere).
 IMPERSONATION_ROLE = "roles/iam.workloadIdentityUser"
 
 
@@ -158,9 +148,10 @@ class Access:
     """What one identity holds for one environment: roles on its project, its state, its key."""
 
     project_roles: tuple[Role, ...]
+    custom_roles: tuple[CustomRole, ...]
     state_role: str
     key_role: str
 
 
-DEPLOYER = Access(DEPLOYER_ROLES, DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE)
-PREVIEWER = Access(PREVIEWER_ROLES, PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE)
+DEPLOYER = Access(DEPLOYER_ROLES, (CLOUD_RUN_DEPLOYER,), DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE)
+PREVIEWER = Access(PREVIEWER_ROLES, (), PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE)
