@@ -13,7 +13,7 @@ from app.api.telemetry import configure_logging
 # asyncio. bench/ serves its bare-ASGI ceiling with these same options (docs/performance.md).
 SERVER_OPTIONS: dict[str, Any] = {
     "proxy_headers": True,
-    "access_log": False,  # the app writes one structured access line per request
+    "access_log": False,  # Cloud Run's request log has every request; the app logs no request twice
     "log_config": None,  # keep the JSON logging configure_logging set up
     "http": "httptools",
     "loop": "asyncio",

@@ -54,7 +54,7 @@ class Lookup:
 
     entry: Entry
     cache_status: str
-    result: str  # hit, miss, collapsed or stale: what the access log and metrics count
+    result: str  # hit, miss, collapsed or stale: what the per-minute cache tally counts
 
     def remaining_ttl(self, now: float) -> int:
         return int(self.entry.ttl - self.entry.age(now))

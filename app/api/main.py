@@ -27,9 +27,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     The Litestar app sits behind plain ASGI layers, composed as the ASGI specification composes
     middleware (an application that calls another) and served by uvicorn like any ASGI app:
     telemetry, so that every request, even one no route answers (404, 405), gets its request id
-    and access line; and the cached-reads fast path, which answers fresh cache hits before the
-    framework. Litestar's own `middleware=` cannot do either: Litestar runs it per route, after
-    routing. Lifespan events pass through both layers to Litestar.
+    and trace context (and a refusal its line); and the cached-reads fast path, which answers fresh
+    cache hits before the framework. Litestar's own `middleware=` cannot do either: Litestar runs it
+    per route, after routing. Lifespan events pass through both layers to Litestar.
 
     Logging is configured by the process (`python -m app.api`), not here, so tests keep theirs.
     """
