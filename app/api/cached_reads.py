@@ -4,9 +4,12 @@
   gets `304 Not Modified` and no body.
 - `Cache-Control: private, max-age=<seconds left>`: the answer may be reused by the caller
   for the rest of its TTL, never by a shared cache (reads are per-caller authorised).
+- A request's `Cache-Control: no-cache` (RFC 9111 §5.2.1.4) reads fresh: the stored answer is
+  not used, the warehouse's answer is, and is stored for the next callers (read-after-write).
 - `Cache-Status` (RFC 9211) says whether the answer was a hit, a miss, collapsed into another
-  request's query, or stale (`fwd=stale; fwd-status=503`: the warehouse is unavailable and
-  this is the last answer it gave), and `Age` how old the answer is.
+  request's query, forwarded at the request's wish (`fwd=request`), or stale (`fwd=stale;
+  fwd-status=503`: the warehouse is unavailable and this is the last answer it gave), and `Age`
+  how old the answer is.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ CACHE_HEADERS = [
         description="Seconds since the answer was read from the warehouse.",
     ),
 ]
+_FAST_PATH_HEADERS = frozenset({b"if-none-match", b"cache-control"})
 NOT_MODIFIED = {
     304: ResponseSpec(data_container=None, description="Not Modified: the If-None-Match ETag is current.")
 }
@@ -82,15 +86,22 @@ def target_of(scope: Scope) -> bytes:
     return scope["raw_path"] + b"?" + scope["query_string"]
 
 
+def wants_fresh(cache_control: str | None) -> bool:
+    """True when a request's Cache-Control says not to answer it from a stored response."""
+    return cache_control is not None and "no-cache" in cache_control.lower()
+
+
 async def cached_read(
     request: Request[Any, Any, Any],
     services: Services,
     key: Hashable,
-    load: Callable[[], Awaitable[tuple[bytes, int, float]]],
+    load: Callable[[], Awaitable[tuple[bytes, int]]],
+    resolved_by: Hashable | None = None,
 ) -> Response[bytes]:
-    """The answer for `key` from the cache, or from `load()` -> (body, status, ttl) on a miss."""
-    lookup = await services.cache.get(key, load)
-    services.cache.remember(target_of(request.scope), key)
+    """The answer for `key` from the cache, or from `load()` -> (body, status) on a miss or when the
+    request asks for a fresh answer; `resolved_by` is the cache entry `key` was derived from."""
+    lookup = await services.cache.get(key, load, refresh=wants_fresh(request.headers.get("cache-control")))
+    services.cache.remember(target_of(request.scope), key, resolved_by)
     annotate(cache=lookup.result)
     status, headers, body, media_type = answer(lookup, request.headers.get("if-none-match"))
     return Response(body, status_code=status, media_type=media_type, headers=headers)
@@ -112,13 +123,14 @@ class CachedReadsFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") == "GET":
             lookup = self.cache.fresh_for(target_of(scope))
-            if lookup is not None and (
-                self.limit is None or self.limit.retry_after(client_of(scope)) is None
+            read = {k: v for k, v in scope["headers"] if k in _FAST_PATH_HEADERS} if lookup else {}
+            if (
+                lookup is not None
+                and not wants_fresh(read.get(b"cache-control", b"").decode("latin-1"))
+                and (self.limit is None or self.limit.retry_after(client_of(scope)) is None)
             ):
                 annotate(cache=lookup.result)
-                if_none_match = next(
-                    (v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None
-                )
+                if_none_match = read[b"if-none-match"].decode("latin-1") if b"if-none-match" in read else None
                 status, headers, body, media_type = answer(lookup, if_none_match)
                 raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
                 raw_headers += [

@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from app.api.auth import require_publisher
 from app.api.openapi import OperationDocs, documented, json_body
-from app.api.problems import RATE_LIMITED, UNAVAILABLE, problem_responses
+from app.api.problems import RATE_LIMITED, UNAVAILABLE, problem_responses, too_large
 from app.api.services import Services
 from app.api.telemetry import annotate
 from app.contract.examples import EXAMPLE_EVENT
@@ -84,7 +84,7 @@ PUBLISH_DOCS = OperationDocs(
             400: "The event breaks the contract: Expected `str`, got `int` - at `$.carrier`",
             401: "Publishing needs a Google-signed ID token: Authorization: Bearer <token>.",
             403: "serviceAccount:someone@example.iam.gserviceaccount.com may not publish flight events here.",
-            413: f"The body is larger than the {MAX_EVENT_BYTES} bytes this operation accepts.",
+            413: too_large(MAX_EVENT_BYTES),
             415: "Send the event as `Content-Type: application/json`.",
             429: RATE_LIMITED,
             503: UNAVAILABLE,

@@ -14,11 +14,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, Link
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
-from app.api.cached_reads import CACHE_HEADERS, NOT_MODIFIED, cached_read
+from app.api.cached_reads import CACHE_HEADERS, NOT_MODIFIED, cached_read, wants_fresh
 from app.api.cursor import CURSOR_MAX_LENGTH, PageCursor, cursor_error, decode_cursor, encode_cursor
 from app.api.openapi import OperationDocs, documented
 from app.api.problems import RATE_LIMITED, UNAVAILABLE, problem_body, problem_responses
-from app.api.services import Services
+from app.api.services import Services, newest_day_key
 from app.api.warehouse import FlightQuery, StoredEventBreaksContract, day_window
 from app.contract.examples import EXAMPLE_EVENT
 from app.contract.flight_event import (
@@ -38,6 +38,10 @@ FIRST_QUERY_DAY = EARLIEST_TIMESTAMP.date()
 LAST_QUERY_DAY = LATEST_TIMESTAMP.date() - timedelta(days=1)
 DATE_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 DATE_RANGE = f"between {FIRST_QUERY_DAY} and {LAST_QUERY_DAY}"
+# The widest window one query may span, and the window a query without dates gets.
+MAX_WINDOW_DAYS = 31
+DEFAULT_WINDOW_DAYS = 7
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
 
 class FlightPage(msgspec.Struct):
@@ -58,36 +62,39 @@ def _check_day(key: str, day: date | None) -> None:
         raise _invalid(key, f"must lie {DATE_RANGE}")
 
 
-async def resolve_window(services: Services, first: date | None, last: date | None) -> tuple[date, date]:
+def latest_event_day() -> date:
+    """The latest day an accepted event may have: a default window never ends later."""
+    return (datetime.now(UTC) + EVENT_TIME_MAX_AHEAD).date()
+
+
+def resolve_window(first: date | None, last: date | None, newest: date | None) -> tuple[date, date]:
     """Fill in a missing end of the window and enforce its bounds.
 
-    With no dates the window is the week ending on the newest day holding data (no later than
-    the latest day an event may have), so a replay of 2013 flights is browsable without
-    knowing its dates.
+    With no dates the window is the week ending on `newest`, the newest day holding data (today
+    while there is none), so a replay of 2013 flights is browsable without knowing its dates.
     """
-    span = timedelta(days=services.settings.default_window_days - 1)
+    span = timedelta(days=DEFAULT_WINDOW_DAYS - 1)
     _check_day("from", first)
     _check_day("to", last)
     if first is None and last is None:
-        latest = (datetime.now(UTC) + EVENT_TIME_MAX_AHEAD).date()
-        last = await services.newest_day(latest) or datetime.now(UTC).date()
+        last = newest or datetime.now(UTC).date()
     if first is None:
         assert last is not None  # noqa: S101 - narrowed above
         first = max(last - span, FIRST_QUERY_DAY)
     if last is None:
         last = min(first + span, LAST_QUERY_DAY)
-    _check_span(services, first, last)
+    _check_span(first, last)
     return first, last
 
 
-def _check_span(services: Services, first: date, last: date) -> None:
+def _check_span(first: date, last: date) -> None:
     if last < first:
         raise _invalid("to", "must not be before `from`")
-    if (last - first).days + 1 > services.settings.max_window_days:
-        raise _invalid("to", f"the window may span at most {services.settings.max_window_days} days")
+    if (last - first).days + 1 > MAX_WINDOW_DAYS:
+        raise _invalid("to", f"the window may span at most {MAX_WINDOW_DAYS} days")
 
 
-def _continued(services: Services, text: str, given: Mapping[str, object]) -> PageCursor:
+def _continued(text: str, given: Mapping[str, object]) -> PageCursor:
     """The query a cursor continues; other parameters, where given, must agree with it."""
     cursor = decode_cursor(text)
     carried = {"from": cursor.first, "to": cursor.last} | {f: getattr(cursor, f) for f in FILTERS}
@@ -95,7 +102,7 @@ def _continued(services: Services, text: str, given: Mapping[str, object]) -> Pa
         raise cursor_error(f"continues another query (it differs in {', '.join(differing)}); send it alone")
     for key, day in (("from", cursor.first), ("to", cursor.last)):
         _check_day(key, day)
-    _check_span(services, cursor.first, cursor.last)
+    _check_span(cursor.first, cursor.last)
     return cursor
 
 
@@ -112,6 +119,15 @@ def _example(value: object) -> list[Example]:
     return [Example(value=value)]
 
 
+CacheControl = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Cache-Control",
+        description="`no-cache` reads fresh from the warehouse instead of this instance's cached answer "
+        "(read-after-write; each such read is a warehouse query).",
+        examples=_example("no-cache"),
+    ),
+]
 IfNoneMatch = Annotated[
     str | None,
     HeaderParameter(
@@ -123,6 +139,14 @@ IfNoneMatch = Annotated[
 
 
 FILTERS = ("carrier", "origin", "destination")
+LIST_DESCRIPTION = (
+    "Flights whose event time falls in the window, oldest first, one row per event id (its latest "
+    f"copy). At most {MAX_WINDOW_DAYS} days; without dates, the {DEFAULT_WINDOW_DAYS} days ending on "
+    f"the newest day that holds data. Pages of `limit` rows (default {DEFAULT_LIMIT}, at most "
+    f"{MAX_LIMIT}); to read on, send `next_cursor` as `cursor`: it carries the window and filters of "
+    "its query. Answers are cached (see the API's description); send `Cache-Control: no-cache` to "
+    "read fresh."
+)
 EXAMPLE_CURSOR = PageCursor(
     after_time=datetime.fromisoformat(EXAMPLE_EVENT["event_time"]),
     after_id=EXAMPLE_EVENT["event_id"],
@@ -159,6 +183,7 @@ LOOKUP_DOCS = OperationDocs(response_examples={"200": {"first-flight-of-2013": E
     tags=["flights"],
     summary="List flights",
     operation_id="listFlights",
+    description=LIST_DESCRIPTION,
     operation_class=documented(LIST_DOCS),
     responses={200: ResponseSpec(FlightPage, description="A page of flights", generate_examples=False)}
     | NOT_MODIFIED
@@ -176,6 +201,7 @@ async def list_flights(
     request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     if_none_match: IfNoneMatch = None,
+    cache_control: CacheControl = None,
     from_: Annotated[
         date | None, _date_parameter("First UTC day of event time, inclusive", "2013-01-01", name="from")
     ] = None,
@@ -192,7 +218,12 @@ async def list_flights(
         str | None,
         QueryParameter(pattern=AIRPORT_PATTERN, description="Destination airport.", examples=_example("IAH")),
     ] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size.", examples=_example(10))] = 50,
+    limit: Annotated[
+        int,
+        QueryParameter(
+            ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT}).", examples=_example(10)
+        ),
+    ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
         QueryParameter(
@@ -202,19 +233,21 @@ async def list_flights(
         ),
     ] = None,
 ) -> Response[bytes]:
-    """Flights whose event time falls in the window, oldest first, one row per event id (its latest copy).
-
-    At most 31 days; without dates, the week ending on the newest day that holds data. To read
-    on, send `next_cursor` as `cursor`: it carries the window and filters of its query.
-    """
+    """One page of flights (the operation's description is LIST_DESCRIPTION)."""
+    resolved_by = None
+    extent = None
     if cursor:
         given = {"from": from_, "to": to, "carrier": carrier, "origin": origin, "destination": destination}
-        page_cursor = _continued(services, cursor, given)
+        page_cursor = _continued(cursor, given)
         first, last = page_cursor.first, page_cursor.last
         carrier, origin, destination = page_cursor.carrier, page_cursor.origin, page_cursor.destination
         after: tuple[datetime, str] | None = (page_cursor.after_time, page_cursor.after_id)
     else:
-        first, last = await resolve_window(services, from_, to)
+        if from_ is None and to is None:  # the default window ends on the newest day holding data
+            latest = latest_event_day()
+            resolved_by = newest_day_key(latest)
+            extent = await services.newest_day(latest, refresh=wants_fresh(cache_control))
+        first, last = resolve_window(from_, to, extent.newest if extent else None)
         after = None
     start, end = day_window(first, last)
     query = FlightQuery(
@@ -227,17 +260,19 @@ async def list_flights(
         after=after,
     )
 
-    async def load() -> tuple[bytes, int, float]:
+    async def load() -> tuple[bytes, int]:
         page = await services.read(services.warehouse.list_flights, query)
         next_cursor = None
         if page.more and page.last_key:
             next_cursor = encode_cursor(
                 PageCursor(*page.last_key, first, last, query.carrier, origin, destination)
             )
-        body = msgspec.json.encode(FlightPage(items=page.events, next_cursor=next_cursor))
-        return body, 200, services.settings.cache_ttl_seconds
+        return msgspec.json.encode(FlightPage(items=page.events, next_cursor=next_cursor)), 200
 
-    return await cached_read(request, services, ("list", query), load)
+    # A default window's answer is keyed on the data it was resolved from: rows that arrive later
+    # make a new key, so no answer read before they landed outlives their arrival.
+    key = ("list", query, extent.rows if extent else None)
+    return await cached_read(request, services, key, load, resolved_by)
 
 
 @get(
@@ -274,19 +309,24 @@ async def get_flight(
         date | None, _date_parameter("The event's UTC day; makes the lookup cheap", "2013-01-01")
     ] = None,
     if_none_match: IfNoneMatch = None,
+    cache_control: CacheControl = None,
 ) -> Response[bytes]:
-    """The latest published copy of the flight event with this id."""
+    """The latest published copy of the flight event with this id.
+
+    An id not found yet is cached briefly (an event just published reads back within seconds);
+    send `Cache-Control: no-cache` to read fresh.
+    """
     _check_day("on", on)
 
-    async def load() -> tuple[bytes, int, float]:
+    async def load() -> tuple[bytes, int]:
         try:
             event = await services.read(services.warehouse.get_flight, event_id, on)
         except StoredEventBreaksContract:
             detail = f"the stored flight event {event_id!r} breaks the event contract and is not served"
         else:
             if event is not None:
-                return msgspec.json.encode(event), 200, services.settings.cache_ttl_seconds
+                return msgspec.json.encode(event), 200
             detail = f"no flight event with id {event_id!r}"
-        return problem_body(404, detail), 404, services.settings.cache_not_found_ttl_seconds
+        return problem_body(404, detail), 404
 
     return await cached_read(request, services, ("get", event_id, on), load)

@@ -23,6 +23,7 @@ from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from app.api.problems import too_many
 from app.api.telemetry import annotate, client_of
 
 MAX_CLIENTS = 100_000
@@ -71,7 +72,7 @@ class RateLimit(ASGIMiddleware):
         if wait is not None:
             annotate(rejected="rate-limited")
             raise TooManyRequestsException(
-                f"More than {int(self.capacity)} requests a minute from this client; slow down.",
+                too_many(int(self.capacity)),
                 headers={
                     "Retry-After": str(max(1, math.ceil(wait))),
                     "RateLimit-Policy": f"{int(self.capacity)};w=60",

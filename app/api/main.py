@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         middleware=middleware,
         before_request=reject_unknown_or_repeated,
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(
+            services.settings.cache_ttl_seconds, services.settings.cache_not_found_ttl_seconds
+        ),
         logging_config=None,
         on_startup=on_startup,
         on_shutdown=[services.close],

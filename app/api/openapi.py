@@ -74,14 +74,19 @@ def _docs_not_found(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def openapi_config() -> OpenAPIConfig:
+def openapi_config(cache_ttl_seconds: float, not_found_ttl_seconds: float) -> OpenAPIConfig:
+    """The document's configuration; the cache's TTLs are this instance's, so the text is true as served."""
     return OpenAPIConfig(
         title="Airline flights API",
         version="1.0.0",
         description=(
             "Flight events ingested through Pub/Sub and served from BigQuery. Errors are "
             "`application/problem+json` (RFC 9457): 4xx for the request, 503 with `Retry-After` "
-            "when a backend is unavailable, 500 for our own faults."
+            "when a backend is unavailable, 500 for our own faults.\n\n"
+            f"Reads are cached by each instance: an answer for {cache_ttl_seconds:g} s, a 404 for "
+            f"{not_found_ttl_seconds:g} s. So a published event reads back once the warehouse has it "
+            f"and any cached 404 for its id has expired, and a correction once the cached copy "
+            "(`Cache-Status`, `Age`) has; send `Cache-Control: no-cache` to read fresh."
         ),
         path=SCHEMA_PATH,
         components=Components(

@@ -22,6 +22,7 @@ from litestar.openapi.spec import Example
 
 from app import gcp_errors
 from app.api.query_params import public_name
+from app.api.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,19 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     errors: list[dict[str, Any]] | None = None
 
 
+def too_large(limit: int | None) -> str:
+    return f"The body is larger than the {limit} bytes this operation accepts."
+
+
+def too_many(per_minute: int) -> str:
+    return f"More than {per_minute} requests a minute from this client; slow down."
+
+
 # Examples every operation that can answer these statuses shares; the others are each operation's own
 # (`problem_responses`), so a document never shows one operation's error under another.
-RATE_LIMITED = "More than 600 requests a minute from this client; slow down."
+# The rate limit's is the API's default; each stack sets its own (APP_RATE_LIMIT_PER_MINUTE: prod's is
+# higher), and the answer names it, as does its RateLimit-Policy header.
+RATE_LIMITED = too_many(Settings.rate_limit_per_minute)
 UNAVAILABLE = "A backing service (Pub/Sub or BigQuery) is unavailable or too slow; retry later."
 
 
@@ -98,8 +109,7 @@ def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
     extra: dict[str, Any] = {}
     detail = exc.detail
     if exc.status_code == 413:
-        limit = request.route_handler.resolve_request_max_body_size()
-        detail = f"The body is larger than the {limit} bytes this operation accepts."
+        detail = too_large(request.route_handler.resolve_request_max_body_size())
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         extra["errors"] = exc.extra
         if detail.startswith("Validation failed"):  # Litestar's own: it names parameters by their Python name

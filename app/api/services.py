@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from functools import cached_property
 from typing import Any, TypeVar
 
+import msgspec
 from google.api_core.retry import Retry
 from google.cloud.pubsub_v1 import PublisherClient
 
@@ -25,11 +26,15 @@ from app.api.auth import TokenVerifier
 from app.api.breaker import CircuitBreaker
 from app.api.cache import ResultCache
 from app.api.settings import Settings
-from app.api.warehouse import FlightWarehouse
+from app.api.warehouse import Extent, FlightWarehouse
 from app.gcp_clients import bigquery_client
 
-NEWEST_DAY_TTL_SECONDS = 10.0
 T = TypeVar("T")
+
+
+def newest_day_key(latest: date) -> Hashable:
+    """The cache key of the newest-day lookup, which default windows are resolved from."""
+    return ("newest-day", latest)
 
 
 class Services:
@@ -38,7 +43,12 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool = ThreadPoolExecutor(settings.warehouse_concurrency, thread_name_prefix="blocking")
-        self.cache = ResultCache(settings.cache_max_bytes, settings.cache_stale_seconds)
+        self.cache = ResultCache(
+            settings.cache_max_bytes,
+            settings.cache_stale_seconds,
+            settings.cache_ttl_seconds,
+            settings.cache_not_found_ttl_seconds,
+        )
         self.warehouse_breaker = CircuitBreaker(
             "BigQuery", settings.breaker_failures, settings.breaker_cooldown_seconds
         )
@@ -93,15 +103,16 @@ class Services:
 
         return await self.pubsub_breaker.call(publish_once)
 
-    async def newest_day(self, latest: date) -> date | None:
-        """The newest day with data up to `latest`, cached briefly (served stale while BigQuery is away)."""
+    async def newest_day(self, latest: date, *, refresh: bool = False) -> Extent | None:
+        """The newest day with data up to `latest` and the rows stored by then, through the cache
+        (served stale while BigQuery is away); None, never cached, while there is no data."""
 
-        async def load() -> tuple[bytes, int, float]:
-            newest = await self.read(self.warehouse.newest_day, latest)
-            return (newest.isoformat().encode() if newest else b""), 200, NEWEST_DAY_TTL_SECONDS
+        async def load() -> tuple[bytes, int]:
+            extent = await self.read(self.warehouse.newest_day, latest)
+            return (b"", 204) if extent is None else (msgspec.json.encode(extent), 200)
 
-        found = await self.cache.get(("newest-day", latest), load)
-        return date.fromisoformat(found.entry.body.decode()) if found.entry.body else None
+        found = await self.cache.get(newest_day_key(latest), load, refresh=refresh)
+        return msgspec.json.decode(found.entry.body, type=Extent) if found.entry.status == 200 else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -35,7 +35,6 @@ class Settings:
     topic: str = PIPELINE.topic
     dataset: str = PIPELINE.dataset
     table: str = PIPELINE.table
-    view: str = PIPELINE.latest_view
     # Set locally to bqemulator's REST address; unset in the cloud.
     bigquery_api_endpoint: str | None = None
     host: str = "127.0.0.1"
@@ -64,8 +63,6 @@ class Settings:
     # stripped of its signature may name the publisher (app/api/auth.py).
     trust_cloud_run_iam: bool = False
     rate_limit_per_minute: int = 600
-    max_window_days: int = 31
-    default_window_days: int = 7
 
     def __post_init__(self) -> None:
         if self.publish_auth not in PUBLISH_AUTH_MODES:

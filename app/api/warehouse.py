@@ -61,6 +61,13 @@ class FlightQuery:
     after: tuple[datetime, str] | None = None
 
 
+class Extent(msgspec.Struct, frozen=True):
+    """The newest day holding data and how many rows the table held up to it: a default window's basis."""
+
+    newest: date
+    rows: int
+
+
 @dataclass(frozen=True)
 class RowsPage:
     """Up to `limit` valid events, and the keyset of the last row read whether it was valid or not."""
@@ -68,7 +75,6 @@ class RowsPage:
     events: list[FlightEvent]
     last_key: tuple[datetime, str] | None
     more: bool
-    skipped: int = 0
 
 
 @dataclass
@@ -221,7 +227,7 @@ class FlightWarehouse:
         rows = rows[: query.limit]
         events = [event for row in rows if (event := self._event(row)) is not None]
         last_key = (_timestamp(rows[-1]["event_time"]), rows[-1]["event_id"]) if rows else None
-        return RowsPage(events=events, last_key=last_key, more=more, skipped=len(rows) - len(events))
+        return RowsPage(events=events, last_key=last_key, more=more)
 
     def get_flight(self, event_id: str, on: date | None = None) -> FlightEvent | None:
         """The latest copy of one event id, or None.
@@ -256,14 +262,15 @@ class FlightWarehouse:
             raise StoredEventBreaksContract(event_id)
         return event
 
-    def newest_day(self, latest: date) -> date | None:
-        """The newest UTC day holding data, no later than `latest`, from partition metadata (no scan).
+    def newest_day(self, latest: date) -> Extent | None:
+        """The newest UTC day holding data, no later than `latest`, from partition metadata (no scan),
+        and the rows stored up to it: any arrival changes the extent, and so a default window's key.
 
         The bound keeps a stored row with a far-future time (a producer may publish one
         straight to the topic) from moving everybody's default window.
         """
         sql = (
-            "SELECT MAX(partition_id) AS newest"  # noqa: S608 - identifiers from settings
+            "SELECT MAX(partition_id) AS newest, SUM(total_rows) AS total_rows"  # noqa: S608 - identifiers from settings
             f" FROM `{self._settings.project_id}.{self._settings.dataset}.INFORMATION_SCHEMA.PARTITIONS`"
             " WHERE table_name = @table AND REGEXP_CONTAINS(partition_id, r'^[0-9]{8}$')"
             " AND partition_id BETWEEN @earliest AND @latest AND total_rows > 0"
@@ -278,7 +285,10 @@ class FlightWarehouse:
             ],
         )
         newest = rows[0]["newest"] if rows else None
-        return datetime.strptime(newest, "%Y%m%d").replace(tzinfo=UTC).date() if newest else None
+        if not newest:
+            return None
+        day = datetime.strptime(newest, "%Y%m%d").replace(tzinfo=UTC).date()
+        return Extent(newest=day, rows=int(rows[0].get("total_rows") or 0))
 
     def check(self) -> None:
         """Raises unless the table is reachable (readiness)."""

@@ -55,7 +55,6 @@ SERVICE_ENV: tuple[EnvVar, ...] = (
     EnvVar("APP_TOPIC", "topic", pipeline="topic"),
     EnvVar("APP_DATASET", "dataset", pipeline="dataset"),
     EnvVar("APP_TABLE", "table", pipeline="table"),
-    EnvVar("APP_VIEW", "view", pipeline="latest_view"),
     # Set locally to bqemulator's REST address; never in the cloud.
     EnvVar("BIGQUERY_API_ENDPOINT", "bigquery_api_endpoint"),
     # How long a request waits for BigQuery or Pub/Sub before answering 503, and how many

@@ -175,7 +175,6 @@ class LocalStack:
             topic=self.settings.topic,
             dataset=self.settings.dataset,
             table=self.settings.table,
-            view=self.settings.latest_view,
             bigquery_api_endpoint=self.bigquery_endpoint,
             # No Google identities locally: anyone on this machine may publish, as fast as they like.
             publish_auth="none",

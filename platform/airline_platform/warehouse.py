@@ -75,7 +75,7 @@ class Warehouse(pulumi.ComponentResource):
             project=cfg.project,
             dataset_id=self.dataset.dataset_id,
             table_id=PIPELINE.latest_view,
-            description="The last published version of each event; what the API reads.",
+            description="The last published version of each event, for analysts (the API does not read it).",
             view=gcp.bigquery.TableViewArgs(
                 query=PIPELINE.latest_view_sql(cfg.project), use_legacy_sql=False
             ),

@@ -33,7 +33,7 @@ def test_render_then_read_gives_back_the_values() -> None:
         "bigquery_api_endpoint": "http://127.0.0.1:9050",
     }
     env = render_env(values)
-    assert env["APP_VIEW"] == PIPELINE.latest_view
+    assert env["APP_TABLE"] == PIPELINE.table
     assert read_env(env) == values
 
 

@@ -5,7 +5,6 @@ These run without any backend: validation happens before the service touches one
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import socket
@@ -22,7 +21,7 @@ from litestar.testing import TestClient
 from app.api.__main__ import SERVER_OPTIONS
 from app.api.cursor import PageCursor, decode_cursor, encode_cursor
 from app.api.events import MAX_EVENT_BYTES
-from app.api.flights import resolve_window
+from app.api.flights import latest_event_day, resolve_window
 from app.api.main import create_app
 from app.api.settings import Settings
 from app.contract.examples import EXAMPLE_EVENT
@@ -267,35 +266,19 @@ def test_every_error_on_every_path_is_a_problem(
     assert_problem(client.request(method, path), status)
 
 
-class _Services:
-    def __init__(self, newest: date | None) -> None:
-        self.settings = Settings(project_id="p")
-        self._newest = newest
-        self.asked: list[date] = []
-
-    async def newest_day(self, latest: date) -> date | None:
-        self.asked.append(latest)
-        return self._newest
-
-
-def window(services: _Services, first: date | None, last: date | None) -> tuple[date, date]:
-    return asyncio.run(resolve_window(services, first, last))  # type: ignore[arg-type]
-
-
 def test_default_window_is_the_week_ending_on_the_newest_day() -> None:
-    assert window(_Services(date(2013, 1, 9)), None, None) == (date(2013, 1, 3), date(2013, 1, 9))
-    assert window(_Services(None), date(2013, 1, 1), None) == (date(2013, 1, 1), date(2013, 1, 7))
-    assert window(_Services(None), None, date(2013, 1, 7)) == (date(2013, 1, 1), date(2013, 1, 7))
+    assert resolve_window(None, None, date(2013, 1, 9)) == (date(2013, 1, 3), date(2013, 1, 9))
+    assert resolve_window(date(2013, 1, 1), None, None) == (date(2013, 1, 1), date(2013, 1, 7))
+    assert resolve_window(None, date(2013, 1, 7), None) == (date(2013, 1, 1), date(2013, 1, 7))
     today = datetime.now(UTC).date()
-    services = _Services(None)
-    assert window(services, None, None)[1] == today
+    assert resolve_window(None, None, None)[1] == today  # no data yet
     # Data far in the future cannot move the default: the newest day asked for is tomorrow at most.
-    assert services.asked == [today + timedelta(days=1)]
+    assert latest_event_day() == today + timedelta(days=1)
 
 
 def test_windows_at_the_edges_of_the_range_do_not_overflow() -> None:
-    assert window(_Services(None), None, date(2000, 1, 2)) == (date(2000, 1, 1), date(2000, 1, 2))
-    assert window(_Services(None), date(2099, 12, 30), None) == (date(2099, 12, 30), date(2099, 12, 31))
+    assert resolve_window(None, date(2000, 1, 2), None) == (date(2000, 1, 1), date(2000, 1, 2))
+    assert resolve_window(date(2099, 12, 30), None, None) == (date(2099, 12, 30), date(2099, 12, 31))
 
 
 # Every decoder the API uses, fed what its library raises outside its documented error family.

@@ -20,20 +20,28 @@ class Clock:
 
 
 class Loader:
-    """Counts its calls; answers `body`, or raises `error`, after an optional pause."""
+    """Counts its calls; answers `body` with `status`, or raises `error`, after an optional pause."""
 
-    def __init__(self, body: bytes = b"page", ttl: float = 30.0) -> None:
+    def __init__(self, body: bytes = b"page", status: int = 200) -> None:
         self.calls = 0
-        self.body, self.ttl = body, ttl
+        self.body, self.status = body, status
         self.error: Exception | None = None
         self.pause = 0.0
 
-    async def __call__(self) -> tuple[bytes, int, float]:
+    async def __call__(self) -> tuple[bytes, int]:
         self.calls += 1
         await asyncio.sleep(self.pause)
         if self.error is not None:
             raise self.error
-        return self.body, 200, self.ttl
+        return self.body, self.status
+
+
+def cache_of(max_bytes: int = 10_000, clock: Clock | None = None) -> ResultCache:
+    """Answers fresh for 30 s, a not-found for 5 s (the service's defaults)."""
+    kwargs = {"clock": clock} if clock else {}
+    return ResultCache(
+        max_bytes=max_bytes, stale_seconds=600, ttl_seconds=30, not_found_ttl_seconds=5, **kwargs
+    )
 
 
 def run(coroutine):
@@ -42,7 +50,7 @@ def run(coroutine):
 
 def test_a_fresh_entry_is_served_without_a_query_then_expires() -> None:
     clock, load = Clock(), Loader()
-    cache = ResultCache(max_bytes=10_000, stale_seconds=600, clock=clock)
+    cache = cache_of(10_000, clock)
 
     async def scenario() -> list[str]:
         results = [(await cache.get("k", load)).result for _ in range(3)]
@@ -57,7 +65,7 @@ def test_a_fresh_entry_is_served_without_a_query_then_expires() -> None:
 def test_concurrent_misses_send_one_query() -> None:
     load = Loader()
     load.pause = 0.05
-    cache = ResultCache(max_bytes=10_000, stale_seconds=600)
+    cache = cache_of(10_000)
 
     async def scenario() -> list[str]:
         lookups = await asyncio.gather(*(cache.get(("list", 1), load) for _ in range(20)))
@@ -70,7 +78,7 @@ def test_concurrent_misses_send_one_query() -> None:
 
 def test_an_expired_entry_is_served_stale_while_the_warehouse_is_unavailable() -> None:
     clock, load = Clock(), Loader()
-    cache = ResultCache(max_bytes=10_000, stale_seconds=600, clock=clock)
+    cache = cache_of(10_000, clock)
 
     async def scenario() -> None:
         fresh = await cache.get("k", load)
@@ -96,7 +104,7 @@ def test_an_expired_entry_is_served_stale_while_the_warehouse_is_unavailable() -
 
 def test_our_own_faults_are_never_hidden_behind_stale_answers() -> None:
     clock, load = Clock(), Loader()
-    cache = ResultCache(max_bytes=10_000, stale_seconds=600, clock=clock)
+    cache = cache_of(10_000, clock)
 
     async def scenario() -> None:
         await cache.get("k", load)
@@ -110,7 +118,7 @@ def test_our_own_faults_are_never_hidden_behind_stale_answers() -> None:
 
 def test_waiters_of_a_failed_query_get_the_stale_answer_or_the_error() -> None:
     clock, load = Clock(), Loader()
-    cache = ResultCache(max_bytes=10_000, stale_seconds=600, clock=clock)
+    cache = cache_of(10_000, clock)
 
     async def scenario() -> None:
         await cache.get("cached", load)
@@ -127,7 +135,7 @@ def test_waiters_of_a_failed_query_get_the_stale_answer_or_the_error() -> None:
 
 
 def test_the_cache_holds_at_most_its_byte_budget_dropping_the_least_recently_used() -> None:
-    cache = ResultCache(max_bytes=3_000, stale_seconds=600)
+    cache = cache_of(3_000)
     loads = {key: Loader(body=b"x" * 900) for key in "abcd"}
 
     async def scenario() -> None:
@@ -141,14 +149,56 @@ def test_the_cache_holds_at_most_its_byte_budget_dropping_the_least_recently_use
     run(scenario())
 
 
-def test_answers_with_no_ttl_are_not_stored() -> None:
-    load = Loader(ttl=0)
-    cache = ResultCache(max_bytes=10_000, stale_seconds=600)
+def test_the_ttl_depends_on_what_the_answer_says() -> None:
+    """Found: 30 s; not found: 5 s; nothing there yet (204): not stored, so it cannot outlive an arrival."""
+    clock = Clock()
+    cache = cache_of(10_000, clock)
+    found, not_found, nothing = Loader(status=200), Loader(status=404), Loader(status=204)
 
-    async def scenario() -> list[str]:
-        return [(await cache.get("k", load)).result for _ in range(2)]
+    async def results(key: str, load: Loader) -> list[str]:
+        first = (await cache.get(key, load)).result
+        clock.now += 4
+        second = (await cache.get(key, load)).result
+        clock.now += 2
+        return [first, second, (await cache.get(key, load)).result]
 
-    assert run(scenario()) == ["miss", "miss"]
+    assert run(results("found", found)) == ["miss", "hit", "hit"]
+    assert run(results("not-found", not_found)) == ["miss", "hit", "miss"]
+    assert run(results("nothing", nothing)) == ["miss", "miss", "miss"]
+
+
+def test_a_refresh_skips_the_stored_answer_and_stores_the_new_one() -> None:
+    cache = cache_of(10_000)
+    old, new = Loader(body=b"old"), Loader(body=b"new")
+
+    async def scenario() -> None:
+        await cache.get("k", old)
+        refreshed = await cache.get("k", new, refresh=True)
+        assert refreshed.entry.body == b"new"
+        assert "fwd=request" in refreshed.cache_status
+        after = await cache.get("k", old)
+        assert (after.result, after.entry.body) == ("hit", b"new")
+
+    run(scenario())
+    assert (old.calls, new.calls) == (1, 1)
+
+
+def test_a_target_resolved_from_an_entry_is_answered_in_front_only_while_that_entry_stands() -> None:
+    clock = Clock()
+    cache = cache_of(10_000, clock)
+
+    async def scenario() -> None:
+        await cache.get("newest", Loader(body=b"day-1"))
+        await cache.get("page", Loader(body=b"rows"))
+        cache.remember(b"/v1/flights?", "page", resolved_by="newest")
+        assert cache.fresh_for(b"/v1/flights?") is not None
+        await cache.get("newest", Loader(body=b"day-2"), refresh=True)  # the basis changed
+        assert cache.fresh_for(b"/v1/flights?") is None
+        cache.remember(b"/v1/flights?", "page", resolved_by="newest")
+        clock.now += 31  # the basis (and the page) expired
+        assert cache.fresh_for(b"/v1/flights?") is None
+
+    run(scenario())
 
 
 async def failing() -> None:

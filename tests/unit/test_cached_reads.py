@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from app.api.main import create_app
 from app.api.services import Services
 from app.api.settings import Settings
-from app.api.warehouse import FlightQuery, RowsPage
+from app.api.warehouse import Extent, FlightQuery, RowsPage
 from tests.factories import flight_event
 
 
@@ -24,6 +24,13 @@ class FakeWarehouse:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.down = False
+        self.stored = ["cached-1"]
+        self.extent: Extent | None = Extent(newest=date(2013, 3, 1), rows=1)
+
+    def land(self, *event_ids: str) -> None:
+        """Rows arrive in the table: the page and the partition metadata both change."""
+        self.stored += event_ids
+        self.extent = Extent(newest=date(2013, 3, 1), rows=len(self.stored))
 
     def _call(self, name: str, argument: Any) -> None:
         self.calls.append((name, argument))
@@ -32,15 +39,15 @@ class FakeWarehouse:
 
     def list_flights(self, query: FlightQuery) -> RowsPage:
         self._call("list", query)
-        return RowsPage(events=[flight_event("cached-1")], last_key=None, more=False)
+        return RowsPage(events=[flight_event(i) for i in self.stored], last_key=None, more=False)
 
     def get_flight(self, event_id: str, on: date | None = None) -> Any:
         self._call("get", event_id)
-        return flight_event(event_id) if event_id.startswith("known") else None
+        return flight_event(event_id) if event_id.startswith("known") or event_id in self.stored else None
 
-    def newest_day(self, latest: date) -> date:
+    def newest_day(self, latest: date) -> Extent | None:
         self._call("newest", latest)
-        return date(2013, 3, 1)
+        return self.extent
 
     def close(self) -> None:
         pass
@@ -187,3 +194,39 @@ def test_the_rate_limit_holds_for_answers_from_the_front() -> None:
     with TestClient(create_app(services=services)) as client:
         statuses = [client.get(LIST).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+def items(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [item["event_id"] for item in response.json()["items"]]
+
+
+def test_a_default_window_read_before_the_data_arrived_never_outlives_its_arrival(api) -> None:
+    """Issue 20: an empty default page read while the stack was starting was served for 30 s after the
+    replayed data landed. No data is never cached, and a default window is keyed on the rows stored."""
+    client, warehouse = api
+    warehouse.stored, warehouse.extent = [], None  # the stack has just started: nothing stored
+    assert items(client.get("/v1/flights?limit=3")) == []
+    assert items(client.get("/v1/flights?limit=3")) == []
+    assert [name for name, _ in warehouse.calls].count("newest") == 2  # "no data" was not cached
+    warehouse.land("first", "second")
+    assert items(client.get("/v1/flights?limit=3")) == ["first", "second"]  # at once, no TTL to wait out
+    again = client.get("/v1/flights?limit=3")
+    assert again.headers["cache-status"].startswith("flight-api; hit")
+
+
+def test_no_cache_reads_fresh_and_refreshes_what_others_read(api) -> None:
+    client, warehouse = api
+    assert items(client.get("/v1/flights?limit=3")) == ["cached-1"]
+    assert client.get("/v1/flights/late-1").status_code == 404
+    warehouse.land("late-1")
+    # Within the TTL the cached answers stand (the documented read-after-write wait) ...
+    assert items(client.get("/v1/flights?limit=3")) == ["cached-1"]
+    assert client.get("/v1/flights/late-1").status_code == 404
+    # ... unless the caller asks for a fresh answer, which is then what everyone reads.
+    fresh = client.get("/v1/flights?limit=3", headers={"Cache-Control": "no-cache"})
+    assert items(fresh) == ["cached-1", "late-1"]
+    assert "fwd=request" in fresh.headers["cache-status"]
+    assert items(client.get("/v1/flights?limit=3")) == ["cached-1", "late-1"]
+    assert client.get("/v1/flights/late-1", headers={"Cache-Control": "no-cache"}).status_code == 200
+    assert client.get("/v1/flights/late-1").status_code == 200
