@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from airline_bootstrap import naming
 
@@ -605,3 +606,59 @@ def test_renovate_updates_actions_the_base_image_digest_and_the_python_pins() ->
     # Renovate resolves FROM ${BASE_IMAGE} through this ARG and bumps the digest in place.
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim@sha256:[0-9a-f]{64}$", dockerfile, re.M)
     assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", dockerfile, re.M)
+
+
+# --- the deploy job's scripts, run as the runner runs them (bash -e), against stand-in CLIs -------
+
+
+def run_step(script: str, tmp_path: Path, fakes: dict[str, str], env: dict[str, str]) -> tuple[int, str]:
+    """Run one step's script with stand-in commands first on PATH; returns (status, GITHUB_OUTPUT)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    output = tmp_path / "github_output"
+    output.write_text("")
+    result = subprocess.run(  # noqa: S603 - the workflow's own step script
+        ["bash", "-e", "-c", script],  # noqa: S607
+        cwd=tmp_path,
+        env={**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode, output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("pulumi", "status", "output"),
+    [
+        ('echo \'{"image": "r/flight-api@sha256:1"}\'', 0, "image=r/flight-api@sha256:1\n"),
+        ("echo '{}'", 0, "image=\n"),  # never deployed: nothing to roll back to, said in a warning
+        ("echo 'error: failed to load checkpoint: 403 Forbidden' >&2; exit 255", 255, ""),
+    ],
+)
+def test_reading_the_previous_image_fails_loudly(
+    tmp_path: Path, pulumi: str, status: int, output: str
+) -> None:
+    job = deploy_job()
+    script = job["steps"][step_index(job, "previous")]["run"]
+    assert run_step(script, tmp_path, {"pulumi": pulumi}, {"STACK": "prod"}) == (status, output)
+
+
+@pytest.mark.parametrize(
+    ("gh", "status"),
+    [
+        ('[ "$*" = "api repos/o/r/git/ref/heads/main --jq .object.sha" ] && echo abc123', 0),
+        ('[ "$*" = "api repos/o/r/git/ref/heads/main --jq .object.sha" ] && echo def456', 1),
+        ("echo 'HTTP 502: Bad Gateway' >&2; exit 1", 1),  # no answer is no permission to deploy
+    ],
+)
+def test_a_run_that_is_not_the_branch_head_stops_before_deploying(
+    tmp_path: Path, gh: str, status: int
+) -> None:
+    job = deploy_job()
+    (check,) = [s for s in job["steps"] if "git/ref/" in s.get("run", "")]
+    env = {"GITHUB_REPOSITORY": "o/r", "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": "abc123"}
+    assert run_step(check["run"], tmp_path, {"gh": gh}, env)[0] == status
