@@ -346,3 +346,32 @@ def test_make_plan_prints_the_burn_rate_policies_left_out_and_why(plans: dict[st
         assert (label in kept) == decision.can_fire, line
         assert (f"{label}: cannot fire" in left) == (not decision.can_fire), line
     assert (stack == "dev") == any(not d.can_fire for d in decisions)
+
+
+def metric_labels_read(filter_: str) -> set[str]:
+    return set(re.findall(r'metric\.label\."?([a-z_]+)"?\s*!?=', filter_))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alerts_and_tiles_read_only_labels_a_log_metric_extracts(plans: dict[str, Plan], stack: str) -> None:
+    """A label a log-based metric does not define reads nothing: a chart stays flat, an alert silent."""
+    defined = {spec.metric_type: set(spec.labels) for spec in LOG_METRICS}
+    (board,) = of_type(plans[stack], "gcp:monitoring/dashboard:Dashboard")
+    parsed = dash.Dashboard.from_json(board["inputs"]["dashboardJson"])
+    reads: list[tuple[str, set[str]]] = []
+    for tile in parsed.mosaic_layout.tiles:
+        for data_set in tile.widget.xy_chart.data_sets:
+            query = data_set.time_series_query.time_series_filter
+            grouped = {f.removeprefix("metric.label.") for f in query.aggregation.group_by_fields}
+            reads.append((query.filter, grouped | metric_labels_read(query.filter)))
+    for policy in alerts(plans[stack]).values():
+        for condition in policy["conditions"]:
+            threshold = condition.get("conditionThreshold") or condition["conditionAbsent"]
+            reads.append((threshold["filter"], metric_labels_read(threshold["filter"])))
+    checked = 0
+    for filter_, labels in reads:
+        metric = re.search(r'metric\.type="([^"]+)"', filter_)
+        if metric and metric[1] in defined:
+            assert labels <= defined[metric[1]], (filter_, labels)
+            checked += 1
+    assert checked >= len(LOG_METRICS), "every log-based metric is read somewhere"
