@@ -78,6 +78,15 @@ CLOUD_RUN_DEPLOYER = CustomRole(
     ),
 )
 
+# roles/pubsub.viewer reads topics and subscriptions but not their IAM policies, which a refresh
+# (drift) reads for every TopicIAMMember and SubscriptionIAMMember; no read-only predefined role does.
+PUBSUB_IAM_READER = CustomRole(
+    role_id="flightApiPubSubIamReader",
+    title="Flight API Pub/Sub IAM reader",
+    why="read the IAM policies of the stack's topics and subscriptions (previews and drift)",
+    permissions=("pubsub.subscriptions.getIamPolicy", "pubsub.topics.getIamPolicy"),
+)
+
 DEPLOYER_ROLES = (
     Role(
         "roles/serviceusage.serviceUsageAdmin",
@@ -154,4 +163,4 @@ class Access:
 
 
 DEPLOYER = Access(DEPLOYER_ROLES, (CLOUD_RUN_DEPLOYER,), DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE)
-PREVIEWER = Access(PREVIEWER_ROLES, (), PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE)
+PREVIEWER = Access(PREVIEWER_ROLES, (PUBSUB_IAM_READER,), PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE)
