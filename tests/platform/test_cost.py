@@ -132,3 +132,28 @@ def test_refresh_reads_the_catalog_answer() -> None:
     assert run["run.cpu_request"]["catalog"]["sku"] == "CPU-EUW1"
     assert "run.requests" in " ".join(unmatched)  # in the answer only for another region
     assert table["prices"]["run.cpu_request"]["price"] == 0.000024  # the loaded table is not changed
+
+
+def test_scaled_prices_the_written_plans_at_a_multiple_of_their_traffic(
+    plans: dict[str, Plan], tmp_path: Path, capsys: Any
+) -> None:
+    (tmp_path / "prod.json").write_text(json.dumps(plans["prod"].resources))
+    (tmp_path / "prod.cost.json").write_text(model.dumps(estimate_of(plans["prod"])))
+    assert cost_main(["scaled", "--plans", str(tmp_path), "--factor", "10", "--same-queries", "prod"]) == 0
+    out = capsys.readouterr().out
+    assert "prod at 10x its declared traffic:" in out
+    assert "200 requests/s" in out
+    assert "99.6% cache hits" in out  # 96% hits and the same queries: 1 - 4% / 10
+    tenfold = estimate_of(
+        plans["prod"], traffic=estimate_of(plans["prod"]).traffic.scaled(10, same_queries=True)
+    )
+    assert report.money(tenfold.total) in out
+
+
+def test_a_query_above_the_cost_cap_is_refused_and_not_billed(plans: dict[str, Plan]) -> None:
+    """At 10x prod's events a default week scans more than maxBytesBilled (1 GiB): BigQuery refuses it."""
+    busy = estimate_of(plans["prod"]).traffic.scaled(10)
+    (line,) = (x for x in estimate_of(plans["prod"], traffic=busy).lines if x.item == "queries, list default")
+    assert line.inputs["bytesBilledPerQuery"] > line.inputs["maxBytesBilled"] == 2**30
+    assert "refused, not billed" in line.formula
+    assert line.amount == 0

@@ -1,9 +1,11 @@
 """`python -m airline_platform.cost`: the cost delta of two sets of plans, and the price refresh.
 
     diff --base <plans dir> --head <plans dir> [stack...]   markdown for the pull request comment
+    scaled --plans <dir> --factor 10 [--same-queries] [stack...]
+                                                 the estimates of `make plan` at 10x the traffic
     refresh-prices                                           prices.json from the Cloud Billing Catalog API
 
-`make plan` writes the estimates (`plans/<stack>.cost.json`) that `diff` compares.
+`make plan` writes what these read: `plans/<stack>.json` (resources) and `plans/<stack>.cost.json`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airline_platform.cost import prices, report
+from airline_platform.cost import model, prices, report
 from airline_platform.cost.model import Estimate
 
 STACKS = ("dev", "staging", "prod")
@@ -32,12 +34,28 @@ def main(argv: list[str]) -> int:
     diff.add_argument("--base", type=Path, required=True, help="plans/ of the base branch (make plan)")
     diff.add_argument("--head", type=Path, required=True, help="plans/ of the pull request (make plan)")
     diff.add_argument("stacks", nargs="*", default=list(STACKS))
+    scaled = commands.add_parser("scaled", help="each stack's estimate at a multiple of its declared traffic")
+    scaled.add_argument("--plans", type=Path, required=True, help="plans/ written by make plan")
+    scaled.add_argument("--factor", type=float, required=True)
+    scaled.add_argument("--same-queries", action="store_true", help="the cache absorbs the extra reads")
+    scaled.add_argument("stacks", nargs="*", default=list(STACKS))
     commands.add_parser("refresh-prices", help="rewrite prices.json from the Cloud Billing Catalog API")
     args = parser.parse_args(argv)
     if args.command == "diff":
         print("### Monthly cost estimate (`make plan`), before and after this change\n")
         for stack in args.stacks:
             print(report.diff(stack, _load(args.base, stack), _load(args.head, stack)))
+        return 0
+    if args.command == "scaled":
+        table = prices.PriceTable.load()
+        for stack in args.stacks:
+            declared = _load(args.plans, stack)
+            if declared is None:
+                raise SystemExit(f"no {stack}.cost.json in {args.plans}: run make plan first")
+            resources = json.loads((args.plans / f"{stack}.json").read_text())
+            traffic = declared.traffic.scaled(args.factor, args.same_queries)
+            print(f"\n{stack} at {args.factor:g}x its declared traffic:")
+            print("\n".join(report.table(model.estimate(stack, resources, traffic, table))))
         return 0
     table = json.loads(prices.PRICES_PATH.read_text())
     updated, unmatched = prices.refresh(table, prices.google_fetch(), datetime.now(UTC).date())

@@ -243,6 +243,16 @@ def _cloud_run(
     return min_instances
 
 
+def _bytes_cap(resources: list[dict[str, Any]]) -> float:
+    """The service's `maximum_bytes_billed` (APP_MAX_BYTES_BILLED): BigQuery refuses, unbilled, a
+    query above it."""
+    for service in _of_type(resources, "gcp:cloudrunv2/service:Service"):
+        for env in service["inputs"]["template"]["containers"][0].get("envs") or []:
+            if env["name"] == "APP_MAX_BYTES_BILLED":
+                return float(env["value"])
+    return math.inf
+
+
 def _billed(scanned: float) -> float:
     """BigQuery bills whole MiB, at least 10 MiB per query."""
     return max(math.ceil(scanned / 2**20) * 2**20, MIN_BYTES_BILLED)
@@ -262,6 +272,7 @@ def _bigquery(
     at the cache hit ratio; returns the number of queries (their log lines cost too)."""
     tables = [t for t in _of_type(resources, "gcp:bigquery/table:Table") if "timePartitioning" in t["inputs"]]
     events_per_day = traffic.events_per_second * 86_400
+    cap = _bytes_cap(resources)
     queries = 0.0
     for table in tables:
         name = f"{table['name']} (BigQuery)"
@@ -297,6 +308,7 @@ def _bigquery(
             days = m.scanned_days[kind]
             scanned = events_per_day * days * m.read_bytes_per_event
             billed = _billed(scanned)
+            refused = billed > cap
             queries += misses[kind]
             out.add(
                 name,
@@ -308,11 +320,13 @@ def _bigquery(
                     "scannedDays": days,
                     "readBytesPerEvent": m.read_bytes_per_event,
                     "bytesBilledPerQuery": billed,
+                    "maxBytesBilled": cap,
                 },
                 f"{_n(reads[kind])} reads x (1 - {_n(traffic.cache_hit_ratio)}) x max(10 MiB, "
                 f"{_n(events_per_day)} events/day x {days} days x {m.read_bytes_per_event} B) = "
-                f"{_n(billed / 2**20)} MiB",
-                misses[kind] * billed,
+                f"{_n(billed / 2**20)} MiB"
+                + (f", above maxBytesBilled ({_n(cap / 2**20)} MiB): refused, not billed" if refused else ""),
+                0.0 if refused else misses[kind] * billed,
             )
         default_misses = misses["list_default"]
         cap = NEWEST_DAY_QUERIES_PER_INSTANCE_SECOND * max(min_instances, 1) * MONTH_SECONDS

@@ -35,7 +35,7 @@ def table(estimate: Estimate) -> list[str]:
     mix = ", ".join(f"{kind} {share:.0%}" for kind, share in t.mix.items())
     lines = [
         f"  cost          {money(estimate.total)} a month at {t.requests_per_second:g} requests/s ({mix}; "
-        f"{t.cache_hit_ratio:.0%} cache hits), {t.events_per_second:g} events/s; "
+        f"{t.cache_hit_ratio * 100:.3g}% cache hits), {t.events_per_second:g} events/s; "
         f"prices of {estimate.prices_checked}"
     ]
     for line in sorted(estimate.lines, key=lambda item: -item.amount):
