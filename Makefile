@@ -9,7 +9,7 @@ LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan cost-diff checkov lock clean bench locust-env notebook conformance
+.PHONY: help install run test test-fast lint typecheck plan preflight cost-diff checkov lock clean bench locust-env notebook conformance
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
@@ -79,6 +79,11 @@ bench: $(VENV)/.installed
 # The walkthrough, full size (30 days of flights; a few minutes). `make test` runs it in its fast mode.
 notebook: $(VENV)/.installed
 	$(PY) -m notebooks.execute
+
+# Before a deploy (the workflow passes STACK): GitHub's environment and branch rules are still the
+# bootstrap's. Needs GITHUB_TOKEN (actions: read, contents: read) and GITHUB_REPOSITORY.
+preflight: $(VENV)/.installed
+	PYTHONPATH=platform/bootstrap $(PY) -m airline_bootstrap.preflight $(STACK)
 
 plan: $(VENV)/.installed
 	PYTHONPATH=platform $(PY) -m airline_platform.plan
