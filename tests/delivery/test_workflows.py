@@ -662,3 +662,26 @@ def test_a_run_that_is_not_the_branch_head_stops_before_deploying(
     (check,) = [s for s in job["steps"] if "git/ref/" in s.get("run", "")]
     env = {"GITHUB_REPOSITORY": "o/r", "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": "abc123"}
     assert run_step(check["run"], tmp_path, {"gh": gh}, env)[0] == status
+
+
+@pytest.mark.parametrize(
+    ("history", "status"),
+    [
+        ('[{"message": "prod <- IMG", "result": "succeeded"}]', 0),
+        ('[{"message": "prod <- IMG", "result": "failed"}]', 1),  # never ran: its update failed
+        ('[{"message": "staging <- IMG", "result": "succeeded"}]', 1),  # another stack's history
+        ("[]", 1),
+    ],
+)
+def test_a_rollback_takes_only_a_digest_this_stack_ran(tmp_path: Path, history: str, status: int) -> None:
+    preview = workflow("deploy-stack")["jobs"]["preview"]
+    (check,) = [s for s in preview["steps"] if "pulumi stack history" in s.get("run", "")]
+    image = "europe-west1-docker.pkg.dev/ops/airline/flight-api@sha256:" + "a" * 64
+    pulumi = f"echo '{history.replace('IMG', image)}'"
+    assert (
+        run_step(check["run"], tmp_path, {"pulumi": pulumi}, {"STACK": "prod", "IMAGE": image})[0] == status
+    )
+    # An image that is not an Artifact Registry digest is refused before any lookup.
+    assert (
+        run_step(check["run"], tmp_path, {"pulumi": "exit 0"}, {"STACK": "prod", "IMAGE": "x:latest"})[0] == 1
+    )
