@@ -17,7 +17,7 @@ import pytest
 from airline_bootstrap import naming
 from airline_platform.plan import Plan, render
 
-from tests.delivery.test_workflows import STACKS, load, uses, workflow
+from tests.delivery.test_workflows import STACKS, WORKFLOWS, load, uses, workflow
 from tests.platform.conftest import BOOTSTRAP
 from tests.platform.test_bootstrap import GOOD
 from tests.platform.test_trust import claims, exchange  # noqa: F401 - `exchange` is a fixture
@@ -94,10 +94,8 @@ ROUTES = routes()
 def test_every_authenticating_job_is_covered() -> None:
     authenticating = sum(
         1
-        for path in (
-            load(p) for p in sorted((BOOTSTRAP.stacks_dir.parents[1] / ".github" / "workflows").glob("*.yml"))
-        )
-        for job in path["jobs"].values()
+        for document in map(load, WORKFLOWS)
+        for job in document["jobs"].values()
         if any(uses(s) == "google-github-actions/auth" for s in job.get("steps", []))
     )
     # deploy.yml's image job, deploy-stack's preview and deploy jobs, preview.yml, drift.yml.
