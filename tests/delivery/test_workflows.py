@@ -685,3 +685,26 @@ def test_a_rollback_takes_only_a_digest_this_stack_ran(tmp_path: Path, history: 
     assert (
         run_step(check["run"], tmp_path, {"pulumi": "exit 0"}, {"STACK": "prod", "IMAGE": "x:latest"})[0] == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("refresh", "auth", "says"),
+    [
+        ("failure", "success", "the cloud\ndiffers from the Pulumi state"),
+        ("skipped", "failure", "could not run (authentication: failure; refresh: skipped)"),
+    ],
+)
+def test_drift_files_an_issue_for_drift_and_for_its_own_failure(
+    tmp_path: Path, refresh: str, auth: str, says: str
+) -> None:
+    job = workflow("drift")["jobs"]["refresh"]
+    (report,) = [s for s in job["steps"] if "gh issue create" in s.get("run", "")]
+    calls = tmp_path / "gh-calls"
+    # No open drift issue and no label yet: the label and a new issue are created.
+    gh = f'echo "$*" >> {calls}'
+    env = {"STACK": "prod", "REFRESH": refresh, "AUTH": auth, "RUN_URL": "https://run"}
+    assert run_step(report["run"], tmp_path, {"gh": gh}, env)[0] == 0
+    made = calls.read_text().splitlines()
+    assert made[-1] == "issue create --title Drift in the prod stack --label drift --body-file body.md"
+    assert "label create drift --color B60205 --description The cloud differs from Pulumi state" in made
+    assert says in (tmp_path / "body.md").read_text()
