@@ -131,7 +131,8 @@ clean:
 # from the hash-pinned .venv (no tool installed by tag beside the deployer's token). URL is the
 # service's URL; ID_TOKEN (environment) an ID token whose audience is that URL, sent both as
 # Cloud Run's invoker credential (X-Serverless-Authorization) and as the publisher's (Authorization).
-# Schemathesis hides both headers in its output (its sensitive markers include "auth").
+# Schemathesis hides both headers in its output (its sensitive markers include "auth"). Its events are
+# marked synthetic (X-Synthetic), so they stay out of analysts' data (docs/api.md).
 .PHONY: fuzz-deployed canary
 FUZZ_ARGS ?=
 fuzz-deployed: $(VENV)/.installed
@@ -139,7 +140,7 @@ fuzz-deployed: $(VENV)/.installed
 	$(VENV)/bin/schemathesis run "$$URL/schema/openapi.json" --checks all --max-examples 50 \
 		--wait-for-schema 60 --continue-on-failure \
 		--header "X-Serverless-Authorization: Bearer $${ID_TOKEN:?}" --header "Authorization: Bearer $${ID_TOKEN:?}" \
-		$(FUZZ_ARGS)
+		--header "X-Synthetic: true" $(FUZZ_ARGS)
 
 # The end-to-end canary (tests/e2e) against a deployed stack: URL as above; E2E_PROJECT, ID_TOKEN.
 canary: $(VENV)/.installed

@@ -45,6 +45,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from app.api.settings import Settings
 from app.api.telemetry import annotate
+from app.contract.synthetic import HEADER as SYNTHETIC_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +173,10 @@ async def require_publisher(connection: ASGIConnection[Any, Any, Any, Any], _: B
     if principal is None or principal not in settings.publishers:
         annotate(rejected="not-a-publisher")
         raise PermissionDeniedException(f"{principal or 'this caller'} may not publish flight events here.")
+    if SYNTHETIC_HEADER in connection.headers and principal not in settings.synthetic_publishers:
+        # A real producer's events must never vanish from analysts' data because of a copied header.
+        annotate(rejected="synthetic-not-allowed")
+        raise PermissionDeniedException(
+            f"{principal} may publish, but not mark events {SYNTHETIC_HEADER}: only the stack's synthetic "
+            "publishers (its deploy pipeline) may. Send real events without that header."
+        )

@@ -41,6 +41,7 @@ class PageCursor(msgspec.Struct, array_like=True, forbid_unknown_fields=True, fr
     carrier: Annotated[str, Meta(pattern=CARRIER_PATTERN)] | None = None
     origin: Annotated[str, Meta(pattern=AIRPORT_PATTERN)] | None = None
     destination: Annotated[str, Meta(pattern=AIRPORT_PATTERN)] | None = None
+    include_synthetic: bool = False
 
 
 def encode_cursor(cursor: PageCursor) -> str:

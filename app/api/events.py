@@ -8,13 +8,14 @@ rather than coerced, exactly as the warehouse would refuse it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import Example, Link
+from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from app.api.auth import require_publisher
@@ -24,6 +25,7 @@ from app.api.services import Services
 from app.api.telemetry import annotate
 from app.contract.examples import EXAMPLE_EVENT
 from app.contract.flight_event import FlightEvent, decode_event, encode_event
+from app.contract.synthetic import HEADER, MARK, attributes
 
 # A maximal event encodes to well under 1 KiB; the limit leaves room for pretty-printing.
 MAX_EVENT_BYTES = 8 * 1024
@@ -35,6 +37,8 @@ class Accepted(msgspec.Struct):
 
     event_id: str
     message_id: str
+    # Marked synthetic (X-Synthetic: true): kept out of analysts' data and default reads.
+    synthetic: bool = False
 
 
 def _invalid_event(exc: msgspec.MsgspecError) -> ValidationException:
@@ -69,6 +73,18 @@ PUBLISH_DOCS = OperationDocs(
 )
 
 
+SyntheticMark = Annotated[
+    Literal["true"] | None,
+    HeaderParameter(
+        name=HEADER,
+        description="`true` marks the event synthetic (a test of the deployed pipeline): stored, but left "
+        "out of analysts' view and of reads that do not ask for it. Only the stack's synthetic publishers "
+        "may send it.",
+        examples=[Example(summary="the deploy canary's events", value="true")],
+    ),
+]
+
+
 @post(
     "/v1/events",
     operation_id="publishEvent",
@@ -91,7 +107,9 @@ PUBLISH_DOCS = OperationDocs(
         }
     ),
 )
-async def publish_event(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Accepted:
+async def publish_event(
+    request: Request[Any, Any, Any], services: NamedDependency[Services], synthetic_mark: SyntheticMark = None
+) -> Accepted:
     """Validates the event against the contract, then publishes it; 202 once Pub/Sub has it."""
     body = await request.body()
     if not body:
@@ -108,5 +126,8 @@ async def publish_event(request: Request[Any, Any, Any], services: NamedDependen
     except msgspec.MsgspecError as exc:
         annotate(rejected="contract")
         raise _invalid_event(exc) from None
-    message_id = await services.publish(encode_event(event), source="api")
-    return Accepted(event_id=event.event_id, message_id=message_id)
+    synthetic = synthetic_mark == MARK
+    if synthetic:
+        annotate(synthetic=True)
+    message_id = await services.publish(encode_event(event), source="api", **attributes(synthetic))
+    return Accepted(event_id=event.event_id, message_id=message_id, synthetic=synthetic)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get
@@ -31,6 +31,7 @@ from app.contract.flight_event import (
     LATEST_TIMESTAMP,
     FlightEvent,
 )
+from app.contract.synthetic import INCLUDE
 
 # Query dates share the contract's bounds, so no window arithmetic can overflow. The pattern
 # states the same range in the OpenAPI schema (a `date` format cannot carry bounds).
@@ -98,6 +99,7 @@ def _continued(text: str, given: Mapping[str, object]) -> PageCursor:
     """The query a cursor continues; other parameters, where given, must agree with it."""
     cursor = decode_cursor(text)
     carried = {"from": cursor.first, "to": cursor.last} | {f: getattr(cursor, f) for f in FILTERS}
+    carried["synthetic"] = INCLUDE if cursor.include_synthetic else None
     if differing := sorted(k for k, v in given.items() if v is not None and v != carried[k]):
         raise cursor_error(f"continues another query (it differs in {', '.join(differing)}); send it alone")
     for key, day in (("from", cursor.first), ("to", cursor.last)):
@@ -147,6 +149,14 @@ LIST_DESCRIPTION = (
     "its query. Answers are cached (see the API's description); send `Cache-Control: no-cache` to "
     "read fresh."
 )
+Synthetic = Annotated[
+    Literal["include"] | None,
+    QueryParameter(
+        description="`include` also reads synthetic events (the deploy canary's and fuzzer's), "
+        "which are left out by default.",
+        examples=_example(INCLUDE),
+    ),
+]
 EXAMPLE_CURSOR = PageCursor(
     after_time=datetime.fromisoformat(EXAMPLE_EVENT["event_time"]),
     after_id=EXAMPLE_EVENT["event_id"],
@@ -232,16 +242,18 @@ async def list_flights(
             examples=_example(encode_cursor(EXAMPLE_CURSOR)),
         ),
     ] = None,
+    synthetic: Synthetic = None,
 ) -> Response[bytes]:
     """One page of flights (the operation's description is LIST_DESCRIPTION)."""
     resolved_by = None
     extent = None
     if cursor:
         given = {"from": from_, "to": to, "carrier": carrier, "origin": origin, "destination": destination}
-        page_cursor = _continued(cursor, given)
+        page_cursor = _continued(cursor, given | {"synthetic": synthetic})
         first, last = page_cursor.first, page_cursor.last
         carrier, origin, destination = page_cursor.carrier, page_cursor.origin, page_cursor.destination
         after: tuple[datetime, str] | None = (page_cursor.after_time, page_cursor.after_id)
+        include_synthetic = page_cursor.include_synthetic
     else:
         if from_ is None and to is None:  # the default window ends on the newest day holding data
             latest = latest_event_day()
@@ -249,6 +261,7 @@ async def list_flights(
             extent = await services.newest_day(latest, refresh=wants_fresh(cache_control))
         first, last = resolve_window(from_, to, extent.newest if extent else None)
         after = None
+        include_synthetic = synthetic == INCLUDE
     start, end = day_window(first, last)
     query = FlightQuery(
         start=start,
@@ -258,6 +271,7 @@ async def list_flights(
         origin=origin,
         destination=destination,
         after=after,
+        include_synthetic=include_synthetic,
     )
 
     async def load() -> tuple[bytes, int]:
@@ -265,7 +279,7 @@ async def list_flights(
         next_cursor = None
         if page.more and page.last_key:
             next_cursor = encode_cursor(
-                PageCursor(*page.last_key, first, last, query.carrier, origin, destination)
+                PageCursor(*page.last_key, first, last, query.carrier, origin, destination, include_synthetic)
             )
         return msgspec.json.encode(FlightPage(items=page.events, next_cursor=next_cursor)), 200
 
@@ -310,6 +324,7 @@ async def get_flight(
     ] = None,
     if_none_match: IfNoneMatch = None,
     cache_control: CacheControl = None,
+    synthetic: Synthetic = None,
 ) -> Response[bytes]:
     """The latest published copy of the flight event with this id.
 
@@ -317,10 +332,11 @@ async def get_flight(
     send `Cache-Control: no-cache` to read fresh.
     """
     _check_day("on", on)
+    include_synthetic = synthetic == INCLUDE
 
     async def load() -> tuple[bytes, int]:
         try:
-            event = await services.read(services.warehouse.get_flight, event_id, on)
+            event = await services.read(services.warehouse.get_flight, event_id, on, include_synthetic)
         except StoredEventBreaksContract:
             detail = f"the stored flight event {event_id!r} breaks the event contract and is not served"
         else:
@@ -329,4 +345,4 @@ async def get_flight(
             detail = f"no flight event with id {event_id!r}"
         return problem_body(404, detail), 404
 
-    return await cached_read(request, services, ("get", event_id, on), load)
+    return await cached_read(request, services, ("get", event_id, on, include_synthetic), load)

@@ -63,6 +63,8 @@ class Settings:
     # stripped of its signature may name the publisher (app/api/auth.py).
     trust_cloud_run_iam: bool = False
     rate_limit_per_minute: int = 600
+    # Publishers that may mark events synthetic (X-Synthetic): the deploy pipeline's canary and fuzzer.
+    synthetic_publishers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.publish_auth not in PUBLISH_AUTH_MODES:

@@ -38,6 +38,7 @@ from app.contract.flight_event import (
     FlightEvent,
     contract_fields,
 )
+from app.contract.synthetic import REAL_ROWS_SQL
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class FlightQuery:
     origin: str | None = None
     destination: str | None = None
     after: tuple[datetime, str] | None = None
+    # Synthetic events (the canary's, the fuzzer's) are left out unless asked for.
+    include_synthetic: bool = False
 
 
 class Extent(msgspec.Struct, frozen=True):
@@ -96,6 +99,11 @@ class StoredEventBreaksContract(Exception):
 def day_window(first: date, last: date) -> tuple[datetime, datetime]:
     """Inclusive UTC days as a half-open timestamp window."""
     return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
+
+
+def _scan_filter(include_synthetic: bool) -> str:
+    """What a read scans besides the window: every row, or real rows only (`app/contract/synthetic.py`)."""
+    return "" if include_synthetic else f" AND {REAL_ROWS_SQL}"
 
 
 def _timestamp(value: Any) -> Any:
@@ -211,6 +219,7 @@ class FlightWarehouse:
             f" SELECT {columns},"
             f" ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY {LATEST_FIRST}) AS copy_rank"
             f" FROM {self._table} WHERE event_time >= @scan_start AND event_time < @scan_end"
+            f"{_scan_filter(query.include_synthetic)}"
             f") WHERE copy_rank = 1 AND {' AND '.join(where)} ORDER BY event_time, event_id LIMIT @limit"
         )
         return sql, params
@@ -229,8 +238,10 @@ class FlightWarehouse:
         last_key = (_timestamp(rows[-1]["event_time"]), rows[-1]["event_id"]) if rows else None
         return RowsPage(events=events, last_key=last_key, more=more)
 
-    def get_flight(self, event_id: str, on: date | None = None) -> FlightEvent | None:
-        """The latest copy of one event id, or None.
+    def get_flight(
+        self, event_id: str, on: date | None = None, include_synthetic: bool = False
+    ) -> FlightEvent | None:
+        """The latest copy of one event id, or None (synthetic copies only with `include_synthetic`).
 
         Without `on` the lookup reads the `event_id` column of every partition; `on` (the
         event's UTC day) prunes it to that day and the correction horizon around it.
@@ -244,7 +255,7 @@ class FlightWarehouse:
         sql = (
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self._table}"  # noqa: S608 - identifiers from settings
             " WHERE event_time >= @scan_start AND event_time < @scan_end AND event_id = @event_id"
-            f" ORDER BY {LATEST_FIRST} LIMIT 1"
+            f"{_scan_filter(include_synthetic)} ORDER BY {LATEST_FIRST} LIMIT 1"
         )
         rows = self._run(
             "lookup" if on is None else "lookup-on-day",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from app.contract.synthetic import REAL_ROWS_SQL
+
 # Pub/Sub accepts 5-100 delivery attempts; see PipelineSettings.on_local_emulator() for why 20 locally.
 LOCAL_MAX_DELIVERY_ATTEMPTS = 20
 # The local bridge's lease (app/bridge/leases.py LEASE_SECONDS); Pub/Sub's minimum.
@@ -80,7 +82,7 @@ class PipelineSettings:
         return self.retry_maximum_backoff_seconds > 0
 
     def latest_view_sql(self, project: str) -> str:
-        """The deduplicated view: one row per event id, the last one published.
+        """The analysts' view: one row per event id, the last one published, synthetic events left out.
 
         Redeliveries of a message carry the same payload, so partitioning the window by
         (event_id, event_time) deduplicates them while still letting BigQuery push an
@@ -90,7 +92,7 @@ class PipelineSettings:
             f"SELECT * EXCEPT (row_rank) FROM ("  # noqa: S608 - identifiers from settings, no user input
             f" SELECT *, ROW_NUMBER() OVER ("
             f"PARTITION BY event_id, {self.partition_field} ORDER BY publish_time DESC) AS row_rank"
-            f" FROM `{project}.{self.dataset}.{self.table}`"
+            f" FROM `{project}.{self.dataset}.{self.table}` WHERE {REAL_ROWS_SQL}"
             f") WHERE row_rank = 1"
         )
 

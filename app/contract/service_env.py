@@ -80,6 +80,8 @@ SERVICE_ENV: tuple[EnvVar, ...] = (
     EnvVar("APP_TOKEN_AUDIENCES", "token_audiences", _names, _joined),
     # Requests per minute per client and instance; 0 turns the limit off (load tests).
     EnvVar("APP_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", int),
+    # Publishers allowed to mark events synthetic (X-Synthetic; app/contract/synthetic.py).
+    EnvVar("APP_SYNTHETIC_PUBLISHERS", "synthetic_publishers", _names, _joined),
 )
 _BY_FIELD = {var.field: var for var in SERVICE_ENV}
 

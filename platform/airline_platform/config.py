@@ -82,6 +82,9 @@ class StackConfig:
     rate_limit_per_minute: int
     # Set at deploy time (`pulumi up -c image=...`) to the digest CI built once and promotes.
     image: str
+    # Publishers that may mark events synthetic (the deploy pipeline's canary and fuzzer): a subset of
+    # `publishers`, so no other producer's events can be hidden from analysts (app/contract/synthetic.py).
+    synthetic_publishers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if errors := self.problems():
@@ -139,6 +142,8 @@ class StackConfig:
                     f"publishers entry {publisher!r} must be serviceAccount:<email> or user:<email> "
                     "(an ID token names its own email, never a group)"
                 )
+        if stray := sorted(set(self.synthetic_publishers) - set(self.publishers)):
+            errors.append(f"syntheticPublishers must also be publishers: {', '.join(stray)}")
         if not MIN_BYTES_BILLED <= self.max_bytes_billed <= MAX_BYTES_BILLED:
             errors.append(
                 f"maxBytesBilled must be between {MIN_BYTES_BILLED} (BigQuery bills at least 10 MB a query) "
@@ -184,6 +189,9 @@ def load_config() -> StackConfig:
     publishers = app.get_object("publishers") or []
     if not isinstance(publishers, list):
         raise ConfigError("publishers must be a list of IAM members (serviceAccount:... or user:...)")
+    synthetic = app.get_object("syntheticPublishers") or []
+    if not isinstance(synthetic, list):
+        raise ConfigError("syntheticPublishers must be a list of publishers (serviceAccount:...)")
     monitoring = app.require_object("monitoring")
     if not isinstance(monitoring, dict):
         raise ConfigError("monitoring must be an object (goals, thresholds, channels, runbookBaseUrl)")
@@ -215,6 +223,7 @@ def load_config() -> StackConfig:
         max_bytes_billed=app.require_int("maxBytesBilled"),
         rate_limit_per_minute=app.require_int("rateLimitPerMinute"),
         image=app.get("image") or "",
+        synthetic_publishers=tuple(str(p) for p in synthetic),
     )
 
 

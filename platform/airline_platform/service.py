@@ -43,6 +43,7 @@ def service_settings(cfg: StackConfig) -> dict[str, object]:
         "trust_cloud_run_iam": not cfg.allow_public_invoker,
         "max_bytes_billed": cfg.max_bytes_billed,
         "rate_limit_per_minute": cfg.rate_limit_per_minute,
+        "synthetic_publishers": cfg.synthetic_publishers,
     }
 
 

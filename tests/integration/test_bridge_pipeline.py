@@ -11,6 +11,7 @@ import pytest
 from google.cloud import bigquery
 
 from app.contract.flight_event import FlightEvent, decode_event, encode_event
+from app.contract.synthetic import attributes as synthetic_attributes
 from tests.factories import flight_event
 
 pytestmark = pytest.mark.integration
@@ -105,3 +106,29 @@ def test_mixed_batch_is_stored_or_dead_lettered_and_nothing_is_lost(local_stack)
     assert all(a["CloudPubSubDeadLetterSourceDeliveryCount"] == str(attempts) for a in dead.values())
     assert len(good_ids) + len(bad_ids) == len(rows) + len(dead)
     print(f"stored after {stored_after:.1f} s, dead-lettered after {dead_lettered_after:.1f} s")
+
+
+def test_the_analysts_view_leaves_synthetic_events_out(local_stack):
+    """The bridge stores the synthetic mark in `attributes` as the BigQuery subscription does; the view
+    drops it."""
+    run = f"s{uuid.uuid4().hex[:12]}"
+    real, synthetic = make_event(run, 1), make_event(run, 2)
+    publisher = local_stack.publisher()
+    publisher.publish(local_stack.topic_path, encode_event(real), run=run).result(timeout=TIMEOUT)
+    publisher.publish(
+        local_stack.topic_path, encode_event(synthetic), run=run, **synthetic_attributes(synthetic=True)
+    ).result(timeout=TIMEOUT)
+    warehouse = local_stack.bigquery()
+    table_sql = f"SELECT event_id, attributes FROM `{local_stack.table_id}` WHERE STARTS_WITH(event_id, @run)"  # noqa: S608
+    rows: list[bigquery.Row] = []
+    deadline = time.monotonic() + 60
+    while len(rows) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        rows = query(warehouse, table_sql, run=run)
+
+    assert {r["event_id"]: json.loads(r["attributes"]) for r in rows} == {
+        real.event_id: {"run": run},
+        synthetic.event_id: {"run": run, "synthetic": "true"},
+    }
+    view_sql = f"SELECT event_id FROM `{local_stack.view_id}` WHERE STARTS_WITH(event_id, @run)"  # noqa: S608
+    assert [r["event_id"] for r in query(warehouse, view_sql, run=run)] == [real.event_id]

@@ -62,5 +62,6 @@ def test_settings_data_env_is_the_interface() -> None:
         publishers=("serviceAccount:a@p.iam.gserviceaccount.com", "user:b@example.com"),
         token_audiences=("https://flights.example.com",),
         max_bytes_billed=12345678,
+        synthetic_publishers=("serviceAccount:a@p.iam.gserviceaccount.com",),
     )
     assert read_env(settings.data_env()) == {var.field: getattr(settings, var.field) for var in SERVICE_ENV}

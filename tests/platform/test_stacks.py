@@ -242,6 +242,7 @@ def test_service_shape_follows_config(
         rate_limit_per_minute=int(config[key + "rateLimitPerMinute"]),
         # Only where Cloud Run's invoker check guards every request (app/api/auth.py).
         trust_cloud_run_iam=config[key + "allowPublicInvoker"] != "true",
+        synthetic_publishers=tuple(json.loads(config[key + "syntheticPublishers"])),
     )
 
 

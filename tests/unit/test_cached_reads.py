@@ -41,7 +41,7 @@ class FakeWarehouse:
         self._call("list", query)
         return RowsPage(events=[flight_event(i) for i in self.stored], last_key=None, more=False)
 
-    def get_flight(self, event_id: str, on: date | None = None) -> Any:
+    def get_flight(self, event_id: str, on: date | None = None, include_synthetic: bool = False) -> Any:
         self._call("get", event_id)
         return flight_event(event_id) if event_id.startswith("known") or event_id in self.stored else None
 
