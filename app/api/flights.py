@@ -200,7 +200,7 @@ LOOKUP_DOCS = OperationDocs(response_examples={"200": {"first-flight-of-2013": E
     | problem_responses(
         {
             400: "`limit`: given more than once "
-            "(accepted: carrier, cursor, destination, from, limit, origin, to)",
+            "(accepted: carrier, cursor, destination, from, limit, origin, synthetic, to)",
             429: RATE_LIMITED,
             503: UNAVAILABLE,
         }

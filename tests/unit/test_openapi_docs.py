@@ -96,7 +96,7 @@ def test_the_example_event_is_the_first_replayed_flight() -> None:
 class NoFlights:
     """A warehouse that has no flight: the lookup answers its 404."""
 
-    def get_flight(self, event_id: str, on: date | None) -> None:
+    def get_flight(self, event_id: str, on: date | None, include_synthetic: bool = False) -> None:
         return None
 
     def close(self) -> None:
