@@ -125,12 +125,7 @@ def burn_rate_policies(resources: list[dict[str, Any]]) -> list[str]:
                     label if policy.can_fire else f"{label} (can never fire: {policy.left_out_because})"
                 )
             else:
-                why = policy.left_out_because
-                left.append(
-                    f"{label}: cannot fire, {why}"
-                    if why
-                    else f"{label}: not in the plan, though it could fire"
-                )
+                left.append(f"{label}: {policy.left_out_because or 'not in the plan, though it could fire'}")
         lines.append(
             f"  burn rate     {slo} ({percent(goal)}): {', '.join(kept) or 'none'}"
             + (f"; left out: {'; '.join(left)}" if left else "")
