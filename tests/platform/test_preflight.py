@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import pytest
+import yaml
 from airline_bootstrap import preflight
 from airline_platform.plan import REPO_ROOT, Plan
 
@@ -124,3 +125,20 @@ def test_make_preflight_runs_the_module() -> None:
         text=True,
     )
     assert usage.returncode != 0  # no environment named: refuses rather than passing
+
+
+def test_every_deploy_runs_the_preflight_before_the_environment_job() -> None:
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "deploy-stack.yml").read_text())
+    jobs = workflow["jobs"]
+    (gated,) = [name for name, job in jobs.items() if "environment" in job]
+    checking = [
+        name
+        for name, job in jobs.items()
+        if any(step.get("run", "").startswith('make preflight STACK="$STACK"') for step in job["steps"])
+    ]
+    assert checking
+    needs = jobs[gated].get("needs", [])
+    assert set(checking) <= set([needs] if isinstance(needs, str) else needs)
+    for name in checking:
+        assert jobs[name]["permissions"]["actions"] == "read", name
+        assert "environment" not in jobs[name]
