@@ -127,7 +127,5 @@ async def publish_event(
         annotate(rejected="contract")
         raise _invalid_event(exc) from None
     synthetic = synthetic_mark == MARK
-    if synthetic:
-        annotate(synthetic=True)
     message_id = await services.publish(encode_event(event), source="api", **attributes(synthetic))
     return Accepted(event_id=event.event_id, message_id=message_id, synthetic=synthetic)
