@@ -99,8 +99,18 @@ NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         )
     },
 }
-# After each update the deploy job calls the service (Schemathesis, the canary) and publishes.
-AFTER_UPDATE = ("run.routes.invoke", "pubsub.topics.publish")
+# After each update the deploy job calls the service (Schemathesis, the canary) and publishes;
+# `make conformance` then reads the stack back (airline_platform/conformance.py, one call each).
+AFTER_UPDATE = (
+    "run.routes.invoke",
+    "pubsub.topics.publish",
+    "monitoring.timeSeries.list",
+    "monitoring.metricDescriptors.get",
+    "monitoring.alertPolicies.get",
+    "monitoring.uptimeCheckConfigs.get",
+    "monitoring.dashboards.get",
+    "pubsub.subscriptions.get",
+)
 STATE_WRITE = ("storage.objects.create", "storage.objects.delete")
 STATE_READ = ("storage.objects.get", "storage.objects.list")
 KEY_WRITE = ("cloudkms.cryptoKeyVersions.useToEncrypt",)
