@@ -32,6 +32,7 @@ DEFAULT_DAYS = 3
 POLL_SECONDS = 1.0
 REPORT_SECONDS = 5.0
 STALL_SECONDS = 120.0
+SERVED_SECONDS = 60.0
 QUERY_TIMEOUT = 10.0
 QUERY_RETRY = bigquery.DEFAULT_RETRY.with_timeout(QUERY_TIMEOUT)
 
@@ -179,6 +180,12 @@ def run(args: argparse.Namespace) -> int:
                     f"API: {stack.api_base_url}/v1/flights  (OpenAPI: {stack.api_base_url}/schema)",
                     flush=True,
                 )
+                if result and _wait_served(stack):
+                    print(
+                        f"ready: the API serves the replayed flights; try first: "
+                        f"curl -s '{stack.api_base_url}/v1/flights?limit=3'",
+                        flush=True,
+                    )
             print("Ctrl-C stops everything.", flush=True)
             while True:
                 _check(stack)
@@ -237,6 +244,32 @@ def _wait_stored(stack: LocalStack, warehouse: bigquery.Client, expected: int) -
         f"bridge peak RSS {peak:.0f} MiB",
         flush=True,
     )
+
+
+def _wait_served(stack: LocalStack) -> bool:
+    """Wait until the API's default page holds the replayed flights (False: not within SERVED_SECONDS).
+
+    Asked with `Cache-Control: no-cache`, so the answer is the warehouse's, and the API stores it
+    (and the newest-day lookup behind it) for every later reader: the first read after the ready
+    line gets the real data, never an empty page cached while the stack was starting.
+    """
+    deadline = time.monotonic() + SERVED_SECONDS
+    while time.monotonic() < deadline:
+        _check(stack)
+        try:
+            answer = requests.get(
+                f"{stack.api_base_url}/v1/flights",
+                params={"limit": 1},
+                headers={"Cache-Control": "no-cache"},
+                timeout=QUERY_TIMEOUT,
+            )
+            if answer.status_code == 200 and answer.json()["items"]:
+                return True
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(POLL_SECONDS)
+    print(f"the API served no replayed flight in {SERVED_SECONDS:.0f} s; see {stack.run_dir}/api.log")
+    return False
 
 
 def replay_into_running(args: argparse.Namespace) -> int:

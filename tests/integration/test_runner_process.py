@@ -6,6 +6,7 @@ an emulator's death stops the stack.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.local.processes import free_port
@@ -130,3 +132,27 @@ def test_children_die_with_a_killed_runner(runner):
     process.kill()
     process.wait(timeout=10)
     assert wait_for(lambda: not any(alive(pid) for pid in pids.values()), 10)
+
+
+def test_the_first_read_after_the_ready_line_gets_the_replayed_flights(runner, tmp_path: Path):
+    """Issue 20: reads polled while the stack starts (503s, then empty pages) must not be cached as the
+    truth: after the runner's ready line, the first read of the suggested URL has the flights."""
+    process, described, _ = runner
+    log = tmp_path / "runner.log"
+    seen: list[int] = []
+    with httpx.Client(base_url=described["api_base_url"], timeout=10) as client:
+        deadline = time.monotonic() + 240
+        while "ready: " not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                seen.append(client.get("/v1/flights", params={"limit": 3}).status_code)
+            time.sleep(0.5)
+        ready = next(line for line in log.read_text().splitlines() if line.startswith("ready: "))
+        assert "curl -s '" in ready, ready
+        first = client.get("/v1/flights", params={"limit": 3})
+    assert seen, "nothing was polled before the ready line"
+    assert first.status_code == 200, first.text
+    assert len(first.json()["items"]) == 3, first.text
+    assert all(item["event_time"].startswith("2013-01-0") for item in first.json()["items"])
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=40)
