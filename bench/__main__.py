@@ -161,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         figures.append(Figure("image size", image.image_mb, "MB", note=image.how))
         targets.append(at_most("image size", image.image_mb, IMAGE_TARGET_MB, "the image", " MB"))
 
-    from app.local import LocalStack, StackConfig
+    from app.local import LocalStack, LocalStackConfig
     from app.local.processes import free_port
 
-    config = StackConfig.on_free_ports(start_api=False, state_dir=WORK_DIR / "stack")
+    config = LocalStackConfig.on_free_ports(start_api=False, state_dir=WORK_DIR / "stack")
     ingest_config = IngestConfig(days=args.replay_days)
     log(f"starting the local stack (Pub/Sub {config.pubsub_port}, BigQuery {config.bigquery_port})")
     with LocalStack.start(config) as stack:

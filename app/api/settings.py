@@ -7,24 +7,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from app.contract.pipeline import PIPELINE
-from app.contract.service_env import SERVICE_ENV, read_env, render_env
+from app.contract.service_env import SERVICE_ENV, ConfigError, env_int, read_env, render_env
 
 PUBLISH_AUTH_MODES = ("google-id-token", "none")
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
-
-
-class SettingsError(ValueError):
-    """An environment variable is missing or malformed."""
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -68,7 +54,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.publish_auth not in PUBLISH_AUTH_MODES:
-            raise SettingsError(
+            raise ConfigError(
                 f"APP_PUBLISH_AUTH must be one of {PUBLISH_AUTH_MODES}, got {self.publish_auth!r}"
             )
 
@@ -78,8 +64,8 @@ class Settings:
         values = read_env(os.environ)
         values.setdefault("project_id", os.environ.get("GOOGLE_CLOUD_PROJECT"))
         if not values["project_id"]:
-            raise SettingsError("set APP_PROJECT_ID (or GOOGLE_CLOUD_PROJECT) to the Google Cloud project id")
-        return cls(**values, host=os.environ.get("HOST", "127.0.0.1"), port=_int("PORT", 8000))
+            raise ConfigError("set APP_PROJECT_ID (or GOOGLE_CLOUD_PROJECT) to the Google Cloud project id")
+        return cls(**values, host=os.environ.get("HOST", "127.0.0.1"), port=env_int(os.environ, "PORT", 8000))
 
     def data_env(self) -> dict[str, str]:
         """The interface's variables for these settings: what Cloud Run and the local runner set."""

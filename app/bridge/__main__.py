@@ -9,7 +9,6 @@ BRIDGE_STATUS_FILE set it writes its counters and the table's state there every 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import resource
@@ -20,8 +19,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from app.bridge.config import BridgeConfig, ConfigError
+from app.bridge.config import BridgeConfig
 from app.bridge.worker import Bridge
+from app.contract.service_env import ConfigError
+from app.contract.stack_file import STACK_FILE, write_json_atomically
 
 STATUS_INTERVAL_SECONDS = 1.0
 
@@ -37,9 +38,7 @@ def write_status(path: Path, bridge: Bridge, *, running: bool) -> None:
     status = bridge.stats.snapshot() | {"pid": os.getpid(), "running": running, "held": bridge.held()}
     status["peak_rss_mib"] = peak_rss_mib()
     status["updated_at"] = time.time()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(status, indent=2) + "\n")
-    tmp.replace(path)
+    write_json_atomically(path, status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stack-file",
         type=Path,
-        default=Path(".local/stack.json"),
+        default=STACK_FILE,
         help="read the subscription and table from this stack.json when BRIDGE_SUBSCRIPTION is unset",
     )
     args = parser.parse_args(argv)

@@ -8,7 +8,6 @@ Application Default Credentials against the real services.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,18 +18,8 @@ from google.cloud import pubsub_v1
 from app import gcp_clients
 from app.bridge.warehouse import Table
 from app.bridge.worker import Bridge
-
-
-class ConfigError(ValueError):
-    """The bridge was not told what to drain into where."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "")
-    try:
-        return int(raw) if raw.strip() else default
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+from app.contract.service_env import ConfigError, env_int
+from app.contract.stack_file import read_stack_file
 
 
 @dataclass(frozen=True)
@@ -60,19 +49,16 @@ class BridgeConfig:
             pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST") or None,
             bigquery_api_endpoint=env.get("BIGQUERY_API_ENDPOINT") or None,
             status_file=Path(env["BRIDGE_STATUS_FILE"]) if env.get("BRIDGE_STATUS_FILE") else None,
-            pullers=_int(env, "BRIDGE_PULLERS", cls.pullers),
-            drain_seconds=_int(env, "BRIDGE_DRAIN_SECONDS", cls.drain_seconds),
+            pullers=env_int(env, "BRIDGE_PULLERS", cls.pullers),
+            drain_seconds=env_int(env, "BRIDGE_DRAIN_SECONDS", cls.drain_seconds),
         )
 
     @classmethod
     def from_stack_file(cls, path: Path) -> BridgeConfig:
         try:
-            described = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path} not found: start a local stack (`python -m app.local run`) "
-                "or set BRIDGE_SUBSCRIPTION"
-            ) from None
+            described = read_stack_file(path)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}, or set BRIDGE_SUBSCRIPTION") from None
         return cls(
             subscription=described["subscription"],
             table=described["table"],

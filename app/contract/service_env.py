@@ -16,8 +16,19 @@ from typing import Any
 from app.contract.pipeline import PipelineSettings
 
 
-class ServiceEnvError(ValueError):
-    """A variable of the interface holds a value its setting cannot take."""
+class ConfigError(ValueError):
+    """A setting is missing or holds a value it cannot take (the API's, the bridge's, the runner's)."""
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    """An integer variable; unset or blank gives `default`, anything else must be an integer."""
+    raw = environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,7 @@ def render_env(values: Mapping[str, Any]) -> dict[str, str]:
     """The variables that carry `values` (settings field -> value); `None` values are left unset."""
     unknown = sorted(set(values) - _BY_FIELD.keys())
     if unknown:
-        raise ServiceEnvError(f"not part of the service's environment interface: {', '.join(unknown)}")
+        raise ConfigError(f"not part of the service's environment interface: {', '.join(unknown)}")
     return {
         _BY_FIELD[field].name: _BY_FIELD[field].render(value)
         for field, value in values.items()
@@ -113,5 +124,5 @@ def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
         try:
             values[var.field] = var.parse(raw)
         except ValueError as exc:
-            raise ServiceEnvError(f"{var.name} holds {raw!r}, which {var.field} cannot take: {exc}") from exc
+            raise ConfigError(f"{var.name} holds {raw!r}, which {var.field} cannot take: {exc}") from exc
     return values

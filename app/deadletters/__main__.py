@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 from app.contract.pipeline import PIPELINE
+from app.contract.service_env import ConfigError
+from app.contract.stack_file import STACK_FILE, read_stack_file
 from app.deadletters.inbox import DeadLetter, DeadLetterInbox, Target
 
 SCAN_LIMIT = 10_000
@@ -35,11 +37,9 @@ def _target(args: argparse.Namespace) -> Target:
     if project:
         return Target(project=project, pubsub_emulator_host=os.environ.get("PUBSUB_EMULATOR_HOST"), **names)
     try:
-        described = json.loads(args.stack_file.read_text())
-    except FileNotFoundError:
-        raise SystemExit(
-            f"no --project, no GOOGLE_CLOUD_PROJECT and no local stack ({args.stack_file}): say which project"
-        ) from None
+        described = read_stack_file(args.stack_file)
+    except ConfigError as exc:
+        raise SystemExit(f"no --project, no GOOGLE_CLOUD_PROJECT and {exc}; or say which project") from None
     return Target(
         project=described["project_id"], pubsub_emulator_host=described["pubsub_emulator_host"], **names
     )
@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         default=PIPELINE.subscription,
         help="the warehouse subscription they came from",
     )
-    parser.add_argument("--stack-file", type=Path, default=Path(".local/stack.json"), help="local stack")
+    parser.add_argument("--stack-file", type=Path, default=STACK_FILE, help="local stack")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="list dead letters and why each does not fit the table")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from google.api_core.exceptions import DeadlineExceeded
 from google.api_core.retry import Retry
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from app import gcp_clients
 from app.contract.table_row import DoesNotFit, RowMapper
@@ -51,15 +52,15 @@ class Target:
 
     @property
     def topic_path(self) -> str:
-        return f"projects/{self.project}/topics/{self.topic}"
+        return PublisherClient.topic_path(self.project, self.topic)
 
     @property
     def subscription_path(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.subscription}"
+        return SubscriberClient.subscription_path(self.project, self.subscription)
 
     @property
     def source_subscription_path(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.source_subscription}"
+        return SubscriberClient.subscription_path(self.project, self.source_subscription)
 
 
 @dataclass(frozen=True)

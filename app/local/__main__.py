@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -24,9 +23,11 @@ from google.api_core.exceptions import GoogleAPIError
 from google.cloud import bigquery
 
 from app.contract.pipeline import PIPELINE
+from app.contract.service_env import ConfigError, env_int
+from app.contract.stack_file import STACK_FILE, read_stack_file
 from app.local.processes import StackError
 from app.local.replay import FIRST_DAY, Checkpoint, ReplayResult, replay_window
-from app.local.stack import LocalStack, StackConfig
+from app.local.stack import LocalStack, LocalStackConfig
 
 DEFAULT_DAYS = 3
 POLL_SECONDS = 1.0
@@ -37,23 +38,18 @@ QUERY_TIMEOUT = 10.0
 QUERY_RETRY = bigquery.DEFAULT_RETRY.with_timeout(QUERY_TIMEOUT)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else default
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start emulators, bridge and API, replay flights, wait for Ctrl-C")
     run.add_argument("--project", default=os.environ.get("LOCAL_PROJECT", "local-project"))
-    run.add_argument("--pubsub-port", type=int, default=_env_int("PUBSUB_PORT", 8085))
-    run.add_argument("--bigquery-port", type=int, default=_env_int("BIGQUERY_PORT", 9050))
-    run.add_argument("--api-port", type=int, default=_env_int("API_PORT", 8000))
+    run.add_argument("--pubsub-port", type=int, default=env_int(os.environ, "PUBSUB_PORT", 8085))
+    run.add_argument("--bigquery-port", type=int, default=env_int(os.environ, "BIGQUERY_PORT", 9050))
+    run.add_argument("--api-port", type=int, default=env_int(os.environ, "API_PORT", 8000))
     run.add_argument("--no-api", action="store_true", help="do not start the API")
     for sub in (run, commands.add_parser("replay", help="replay more flights into the running stack")):
         sub.add_argument(
-            "--state-dir", type=Path, default=StackConfig.state_dir, help="stack.json and logs (.local)"
+            "--state-dir", type=Path, default=LocalStackConfig.state_dir, help="stack.json and logs (.local)"
         )
         sub.add_argument(
             "--start", type=date.fromisoformat, default=FIRST_DAY, help="first flight date (2013-01-01)"
@@ -62,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         window.add_argument(
             "--days",
             type=int,
-            default=_env_int("REPLAY_DAYS", DEFAULT_DAYS),
+            default=env_int(os.environ, "REPLAY_DAYS", DEFAULT_DAYS),
             help="days to replay (env REPLAY_DAYS, default 3; 0 for none)",
         )
         window.add_argument("--all", action="store_true", help="replay all 336,776 flights of 2013")
@@ -156,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     # Ctrl-C must stop the stack even where the parent started us with SIGINT ignored
     # (background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, _interrupt)
-    config = StackConfig(
+    config = LocalStackConfig(
         project=args.project,
         pubsub_port=args.pubsub_port,
         bigquery_port=args.bigquery_port,
@@ -273,14 +269,10 @@ def _wait_served(stack: LocalStack) -> bool:
 
 
 def replay_into_running(args: argparse.Namespace) -> int:
-    stack_file = args.state_dir / "stack.json"
     try:
-        described = json.loads(stack_file.read_text())
-    except FileNotFoundError:
-        print(
-            f"no running stack ({stack_file} missing): start one with `python -m app.local run`",
-            file=sys.stderr,
-        )
+        described = read_stack_file(args.state_dir / STACK_FILE.name)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
         return 1
     _replay(args, described["pubsub_emulator_host"], described["topic"], Path(described["run_dir"]))
     return 0
@@ -288,7 +280,11 @@ def replay_into_running(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except ConfigError as exc:  # a malformed PUBSUB_PORT, API_PORT, REPLAY_DAYS...
+        print(f"python -m app.local: {exc}", file=sys.stderr)
+        return 2
     return run(args) if args.command == "run" else replay_into_running(args)
 
 

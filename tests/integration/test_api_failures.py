@@ -26,9 +26,9 @@ BOUND_SECONDS = 2.0  # the API's promise: an answer within 2 s whatever its back
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from app.local import LocalStack, StackConfig
+    from app.local import LocalStack, LocalStackConfig
 
-    config = StackConfig.on_free_ports(state_dir=tmp_path_factory.mktemp("failures-stack"))
+    config = LocalStackConfig.on_free_ports(state_dir=tmp_path_factory.mktemp("failures-stack"))
     with LocalStack.start(config) as running:
         yield running
 

@@ -10,8 +10,8 @@ from app.api.settings import Settings
 from app.contract.pipeline import PIPELINE, PipelineSettings
 from app.contract.service_env import (
     SERVICE_ENV,
+    ConfigError,
     EnvVar,
-    ServiceEnvError,
     pipeline_values,
     read_env,
     render_env,
@@ -43,14 +43,14 @@ def test_unset_and_empty_values_are_left_out() -> None:
 
 
 def test_unknown_fields_and_unparsable_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ServiceEnvError, match="not part of the service's environment interface: nope"):
+    with pytest.raises(ConfigError, match="not part of the service's environment interface: nope"):
         render_env({"nope": 1})
     # A typed setting added through the interface travels as text and is checked on read.
     monkeypatch.setattr(
         "app.contract.service_env.SERVICE_ENV",
         (*SERVICE_ENV, EnvVar("APP_EXAMPLE_LIMIT", "example_limit", int)),
     )
-    with pytest.raises(ServiceEnvError, match="APP_EXAMPLE_LIMIT holds 'lots'"):
+    with pytest.raises(ConfigError, match="APP_EXAMPLE_LIMIT holds 'lots'"):
         read_env({"APP_EXAMPLE_LIMIT": "lots"})
     assert read_env({"APP_EXAMPLE_LIMIT": "1000"}) == {"example_limit": 1000}
 

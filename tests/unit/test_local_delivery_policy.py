@@ -12,7 +12,7 @@ from dataclasses import asdict
 from app.bridge.leases import LEASE_SECONDS
 from app.contract.pipeline import PIPELINE
 from app.local.__main__ import _delivery_policy
-from app.local.stack import LOCAL_PIPELINE, StackConfig
+from app.local.stack import LOCAL_PIPELINE, LocalStackConfig
 
 
 def test_the_local_pipeline_differs_from_the_clouds_only_in_delivery_timing():
@@ -33,7 +33,7 @@ def test_the_local_pipeline_differs_from_the_clouds_only_in_delivery_timing():
 
 def test_make_run_prints_the_local_timing_next_to_the_clouds():
     class Stack:
-        settings = StackConfig().settings
+        settings = LocalStackConfig().settings
 
     line = _delivery_policy(Stack())  # type: ignore[arg-type]
     assert "ack deadline 10 s (the cloud's 60 s" in line

@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from app.bridge.config import BridgeConfig, ConfigError
+from app.bridge.config import BridgeConfig
+from app.contract.service_env import ConfigError
 from app.local.replay import Checkpoint, read_flights, replay
 
 
