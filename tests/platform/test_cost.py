@@ -157,3 +157,13 @@ def test_a_query_above_the_cost_cap_is_refused_and_not_billed(plans: dict[str, P
     assert line.inputs["bytesBilledPerQuery"] > line.inputs["maxBytesBilled"] == 2**30
     assert "refused, not billed" in line.formula
     assert line.amount == 0
+
+
+def test_the_docs_quote_the_model(plans: dict[str, Plan]) -> None:
+    """docs/operations.md and the README quote each stack's total as make plan prints it today."""
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "operations.md").read_text() + (root / "README.md").read_text()
+    for stack, plan in plans.items():
+        total = report.money(estimate_of(plan).total)
+        assert f"| {stack} | " in docs
+        assert docs.count(total) >= 2, f"{stack}: {total} is not what the docs quote"

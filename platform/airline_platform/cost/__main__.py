@@ -16,6 +16,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from google.auth.exceptions import DefaultCredentialsError
+
 from airline_platform.cost import model, prices, report
 from airline_platform.cost.model import Estimate
 
@@ -58,7 +60,11 @@ def main(argv: list[str]) -> int:
             print("\n".join(report.table(model.estimate(stack, resources, traffic, table))))
         return 0
     table = json.loads(prices.PRICES_PATH.read_text())
-    updated, unmatched = prices.refresh(table, prices.google_fetch(), datetime.now(UTC).date())
+    try:
+        fetch = prices.google_fetch()
+    except DefaultCredentialsError as error:
+        raise SystemExit(f"prices.json left as it was: no Google credentials ({error})") from None
+    updated, unmatched = prices.refresh(table, fetch, datetime.now(UTC).date())
     prices.PRICES_PATH.write_text(json.dumps(updated, indent=2) + "\n")
     print(f"prices.json checked {updated['checked']}; left as they were: {', '.join(unmatched) or 'none'}")
     return 0
