@@ -8,9 +8,12 @@ exports for staging under mocks, so conformance reads exactly the outputs `pulum
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -358,3 +361,45 @@ def test_every_stack_exports_what_conformance_reads(plans: dict[str, Plan]) -> N
             name.startswith(f"projects/{stack.project}/alertPolicies/")
             for name in stack.alert_policies.values()
         )
+
+
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs: dict[str, Any] | None) -> None:
+    """A `pulumi` on PATH that prints the given stack outputs, or fails as the CLI does without a login."""
+    script = tmp_path / "pulumi"
+    if outputs is None:
+        script.write_text("#!/bin/sh\necho 'error: no stack named dev found' >&2\nexit 255\n")
+    else:
+        (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+        script.write_text(
+            f'#!/bin/sh\n[ "$*" = "stack output --json --stack staging" ] && cat {tmp_path}/outputs.json\n'
+        )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_the_command_reads_the_stack_outputs_and_exits_by_the_result(
+    plans: dict[str, Plan],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stack = Stack.from_outputs(plans["staging"].outputs)
+    project = healthy(stack)
+    fake_pulumi(tmp_path, monkeypatch, plans["staging"].outputs)
+    monkeypatch.setattr(conformance, "google_cloud", project.cloud)
+    monkeypatch.setenv("ID_TOKEN", TOKEN)
+
+    assert conformance.main(["--stack", "staging", "--wait", "0"]) == 0
+    assert project.requests[0][2]["Authorization"] == f"Bearer {TOKEN}"
+    _no_dashboard(project, stack)
+    assert conformance.main(["--stack", "staging", "--wait", "0"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAIL  dashboard exists: NotFound" in printed
+
+
+def test_a_stack_the_cli_cannot_read_fails_with_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_pulumi(tmp_path, monkeypatch, None)
+    assert conformance.main(["--stack", "dev", "--wait", "0"]) == 1
+    assert "no stack named dev found" in capsys.readouterr().out
