@@ -230,3 +230,19 @@ def test_no_cache_reads_fresh_and_refreshes_what_others_read(api) -> None:
     assert items(client.get("/v1/flights?limit=3")) == ["cached-1", "late-1"]
     assert client.get("/v1/flights/late-1", headers={"Cache-Control": "no-cache"}).status_code == 200
     assert client.get("/v1/flights/late-1").status_code == 200
+
+
+def test_the_document_states_the_default_limit_the_ttls_and_how_to_read_fresh() -> None:
+    settings = Settings(project_id="docs", cache_ttl_seconds=12, cache_not_found_ttl_seconds=3)
+    with TestClient(create_app(settings)) as client:
+        spec = client.get("/schema/openapi.json").json()
+    listing = spec["paths"]["/v1/flights"]["get"]
+    parameters = {p["name"]: p for p in listing["parameters"]}
+    assert parameters["limit"]["schema"]["default"] == 50
+    assert "default 50" in parameters["limit"]["description"]
+    assert "no-cache" in parameters["Cache-Control"]["description"]
+    lookup = {p["name"] for p in spec["paths"]["/v1/flights/{event_id}"]["get"]["parameters"]}
+    assert "Cache-Control" in lookup
+    # The instance's own TTLs, not restated defaults.
+    assert "an answer for 12 s, a 404 for 3 s" in spec["info"]["description"]
+    assert "At most 31 days" in listing["description"]
