@@ -428,7 +428,12 @@ def _monitoring(out: _Builder, resources: list[dict[str, Any]], m: Measured) -> 
     series_bytes = []
     for metric in metrics:
         labels = list(metric["inputs"].get("labelExtractors") or {})
-        series = math.prod(m.label_values.get(label, 1) for label in labels)
+        unknown = [label for label in labels if label not in m.label_values]
+        if unknown:
+            raise ValueError(
+                f"{metric['inputs']['name']}: how many values do {unknown} take? (Measured.label_values)"
+            )
+        series = math.prod(m.label_values[label] for label in labels)
         point = POINT_BYTES.get(metric["inputs"]["metricDescriptor"]["valueType"], 8)
         series_bytes.append((metric["inputs"]["name"], series, point))
     if metrics:
