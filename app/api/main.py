@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
+import msgspec
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware
+from litestar.openapi.spec import Example, OpenAPIResponse
 from litestar.types import ASGIApp
 
 from app.api.cached_reads import CachedReadsFastPath
@@ -14,7 +19,7 @@ from app.api.flights import get_flight, list_flights
 from app.api.health import health, ready
 from app.api.limits import RateLimit
 from app.api.openapi import openapi_config
-from app.api.problems import EXCEPTION_HANDLERS
+from app.api.problems import EXCEPTION_HANDLERS, ProblemDetails, too_many
 from app.api.query_params import reject_unknown_or_repeated
 from app.api.services import Services
 from app.api.settings import Settings, get_settings
@@ -40,7 +45,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         else None
     )
     middleware: list[ASGIMiddleware] = [limit] if limit else []
-    on_startup = []
+    on_startup: list[Callable[[Litestar], None]] = [
+        partial(_document_rate_limit, per_minute=services.settings.rate_limit_per_minute)
+    ]
     if services.settings.publish_auth == "none":
         on_startup.append(_document_open_publishing)
     app = Litestar(
@@ -58,6 +65,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         on_shutdown=[services.close],
     )
     return TelemetryMiddleware(CachedReadsFastPath(app, services, limit))
+
+
+def _document_rate_limit(app: Litestar, per_minute: int) -> None:
+    """The 429 examples state this instance's limit (each stack sets its own); without one, no 429."""
+    for path in (app.openapi_schema.paths or {}).values():
+        for operation in (path.get, path.post):
+            responses = operation.responses if operation is not None and operation.responses else {}
+            response = responses.get("429")
+            if not isinstance(response, OpenAPIResponse):
+                continue
+            if per_minute <= 0:
+                del responses["429"]
+                continue
+            for media_type in (response.content or {}).values():
+                for example in (media_type.examples or {}).values():
+                    if isinstance(example, Example) and isinstance(example.value, ProblemDetails):
+                        example.value = msgspec.structs.replace(example.value, detail=too_many(per_minute))
 
 
 def _document_open_publishing(app: Litestar) -> None:

@@ -246,3 +246,21 @@ def test_the_document_states_the_default_limit_the_ttls_and_how_to_read_fresh() 
     # The instance's own TTLs, not restated defaults.
     assert "an answer for 12 s, a 404 for 3 s" in spec["info"]["description"]
     assert "At most 31 days" in listing["description"]
+
+
+@pytest.mark.parametrize("per_minute", [1200, 0])
+def test_the_rate_limit_example_is_this_instances_limit(per_minute: int) -> None:
+    with TestClient(create_app(Settings(project_id="docs", rate_limit_per_minute=per_minute))) as client:
+        paths = client.get("/schema/openapi.json").json()["paths"]
+    operations = [
+        paths["/v1/flights"]["get"],
+        paths["/v1/flights/{event_id}"]["get"],
+        paths["/v1/events"]["post"],
+    ]
+    for operation in operations:
+        documented = operation["responses"].get("429")
+        if per_minute == 0:  # no limit, so never a 429
+            assert documented is None
+        else:
+            (example,) = documented["content"]["application/problem+json"]["examples"].values()
+            assert example["value"]["detail"].startswith(f"More than {per_minute} requests a minute")
