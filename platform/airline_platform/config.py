@@ -7,7 +7,9 @@ every problem listed at once.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -178,7 +180,26 @@ def _size(mib: int) -> str:
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
-def load_config() -> StackConfig:
+def runbook_base_url(source_repository: str | None, environ: Mapping[str, str]) -> str:
+    """The `docs/runbooks` folder, on its default branch (`blob/HEAD`), of the repository being deployed.
+
+    GitHub Actions names that repository in every step (`GITHUB_SERVER_URL`, `GITHUB_REPOSITORY`), so
+    a deploy links the repository it runs from; by hand, pass `-c sourceRepository=https://github.com/<owner>/<repo>`.
+    The default branch rather than the deployed commit: a responder reads the newest procedure, and
+    the links do not change (and show in every preview) with each commit.
+    """
+    if environ.get("GITHUB_REPOSITORY"):
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+        source_repository = f"{server}/{environ['GITHUB_REPOSITORY']}"
+    if not source_repository:
+        raise ConfigError(
+            "cannot tell which repository this stack is deployed from, so alerts could not link their "
+            "runbooks: run from GitHub Actions, or pass -c sourceRepository=https://github.com/<owner>/<repo>"
+        )
+    return f"{source_repository.rstrip('/')}/blob/HEAD/docs/runbooks"
+
+
+def load_config(environ: Mapping[str, str] = os.environ) -> StackConfig:
     """Read the current stack's configuration; raises ConfigError listing every problem."""
     gcp = pulumi.Config("gcp")
     app = pulumi.Config()
@@ -194,7 +215,8 @@ def load_config() -> StackConfig:
         raise ConfigError("syntheticPublishers must be a list of publishers (serviceAccount:...)")
     monitoring = app.require_object("monitoring")
     if not isinstance(monitoring, dict):
-        raise ConfigError("monitoring must be an object (goals, thresholds, channels, runbookBaseUrl)")
+        raise ConfigError("monitoring must be an object (goals, thresholds, channels)")
+    monitoring = monitoring | {"runbookBaseUrl": runbook_base_url(app.get("sourceRepository"), environ)}
     return StackConfig(
         project=gcp.require("project"),
         region=region,

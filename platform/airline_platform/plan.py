@@ -41,6 +41,8 @@ STACKS = ("dev", "staging", "prod")
 MOCK_PROJECT_NUMBER = "123456789012"
 # CI passes the digest it built at deploy time (`pulumi up -c image=...`); offline, a fixed stand-in.
 STAND_IN_IMAGE = "europe-west1-docker.pkg.dev/airline-delivery/airline/flight-api@sha256:" + "0" * 64
+# The repository a deploy runs from names itself (config.runbook_base_url); offline, a stand-in.
+STAND_IN_REPOSITORY = "https://github.com/stand-in-owner/airline-data-platform"
 # Google-managed service agents whose address the provider computes (`gcp.projects.ServiceIdentity`).
 SERVICE_AGENT_DOMAINS = {
     "monitoring.googleapis.com": "gcp-sa-monitoring-notification.iam.gserviceaccount.com",
@@ -87,7 +89,12 @@ MAIN = Program(
     entry=REPO_ROOT / "platform" / "__main__.py",
     project="airline-data-platform",
     stacks_dir=STACKS_DIR,
-    deploy_time_config={"airline-data-platform:image": STAND_IN_IMAGE},
+    # What a deploy passes besides the stack file: the image, and (from GitHub Actions' environment,
+    # config.runbook_base_url) the repository; the offline plan stands in for both.
+    deploy_time_config={
+        "airline-data-platform:image": STAND_IN_IMAGE,
+        "airline-data-platform:sourceRepository": STAND_IN_REPOSITORY,
+    },
 )
 
 

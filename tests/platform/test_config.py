@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
-from airline_platform.config import ConfigError, StackConfig
+from airline_platform.config import ConfigError, StackConfig, runbook_base_url
 from airline_platform.monitoring.config import SLO_IDS, Channel, MonitoringConfig
 
 PAGER = Channel("oncall", "email", {"email_address": "oncall@example.com"}, ("page",), "On-call")
@@ -143,3 +144,25 @@ def test_public_invoker_is_fine_in_dev() -> None:
         monitoring=monitoring(channels=()),  # dev may notify nobody
     )
     assert dev.labels("api") == {"environment": "dev", "service": "api", "owner": "data-platform"}
+
+
+def test_alerts_link_the_runbooks_of_the_repository_deployed_from() -> None:
+    """GitHub Actions names the repository in every step; by hand, sourceRepository does."""
+    actions = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/flights"}
+    assert runbook_base_url(None, actions) == "https://github.com/acme/flights/blob/HEAD/docs/runbooks"
+    assert runbook_base_url("https://github.com/me/fork", actions).startswith(
+        "https://github.com/acme/flights/"
+    )
+    assert (
+        runbook_base_url("https://github.com/me/fork/", {})
+        == "https://github.com/me/fork/blob/HEAD/docs/runbooks"
+    )
+    with pytest.raises(ConfigError, match="sourceRepository"):
+        runbook_base_url(None, {})
+
+
+def test_no_stack_file_names_a_repository() -> None:
+    """The runbook links come from the deploy, so a moved or forked repository links its own runbooks."""
+    stacks = Path(__file__).resolve().parents[2] / "stacks"
+    for stack_file in stacks.glob("Pulumi.*.yaml"):
+        assert "github.com" not in stack_file.read_text(), stack_file.name

@@ -8,15 +8,17 @@ Everything is read from the plan (the inputs the engine would receive), so a fil
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airline_platform.config import runbook_base_url
 from airline_platform.monitoring.alerting import BURN_RATE_WINDOWS, burn_rate_policies
 from airline_platform.monitoring.config import SLO_IDS
 from airline_platform.monitoring.log_metrics import LOG_METRICS
-from airline_platform.plan import MOCK_PROJECT_NUMBER, Plan, stack_config
+from airline_platform.plan import MOCK_PROJECT_NUMBER, STAND_IN_REPOSITORY, Plan, stack_config
 from airline_platform.plan_report import stack_summary
 from google.cloud import monitoring_dashboard_v1 as dash
 
@@ -188,7 +190,7 @@ def test_symptom_alerts(plans: dict[str, Plan], stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_alert_links_an_existing_runbook_section(plans: dict[str, Plan], stack: str) -> None:
-    base = monitoring_config(stack)["runbookBaseUrl"]
+    base = runbook_base_url(STAND_IN_REPOSITORY, os.environ)  # the repository deployed from
     for key, policy in alerts(plans[stack]).items():
         doc = policy["documentation"]
         assert doc["mimeType"] == "text/markdown"
