@@ -67,6 +67,19 @@ PULUMI_COMMANDS: dict[tuple[str, ...], set[str]] = {
     ("stack", "export"): {"--file", "--show-secrets", "--version"},
     ("stack", "import"): {"--file", "--force"},
     ("stack", "history"): {"--json", "-j", "--show-secrets", "--page", "--page-size"},
+    ("import",): {
+        "--yes",
+        "-y",
+        "--skip-preview",
+        "--file",
+        "-f",
+        "--protect",
+        "--parent",
+        "--provider",
+        "--out",
+        "-o",
+    },
+    ("state", "delete"): {"--force", "--yes", "-y", "--target-dependents"},
 }
 # Runbooks repair a cloud that may have drifted: only commands that compare with it.
 RUNBOOK_PULUMI = {("refresh", "--preview-only"), ("up", "--refresh")}
@@ -96,9 +109,12 @@ class Command:
         text = PLACEHOLDER.sub(
             lambda m: "2" if m[1] == "n" else f"placeholder-{m[1].replace(' ', '-')}", self.text
         )
-        text = _substitutions_replaced(text)
-        text = VARIABLE.sub(lambda m: variables.get(m[1], "x"), text)
-        return shlex.split(text.replace("…", "x"))
+        # The shell expands `$VAR` and `$(...)` outside single quotes only.
+        parts = re.split(r"('[^']*')", text)
+        parts[::2] = [
+            VARIABLE.sub(lambda m: variables.get(m[1], "x"), _substitutions_replaced(p)) for p in parts[::2]
+        ]
+        return shlex.split("".join(parts).replace("…", "x"))
 
 
 def _substitutions_replaced(text: str) -> str:
