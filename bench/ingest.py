@@ -60,7 +60,6 @@ class IngestResults:
     figures: list[Figure] = field(default_factory=list)
     # (events stored so far, bridge RSS in MiB), sampled about once a second.
     bridge_rss: list[tuple[float, float]] = field(default_factory=list)
-    bridge_rss_label: str = ""
     latencies_s: list[float] = field(default_factory=list)
     complete: bool = False
 

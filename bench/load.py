@@ -8,6 +8,7 @@ adjacent rounds, so a neighbour's burst on this shared machine hits both sides o
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -111,25 +112,52 @@ def run_wrk(
     return parse_wrk_output(completed.stdout)
 
 
+# The ceiling is stable when its last `rounds` rounds lie within this spread of their median; until
+# then rounds are added, up to MAX_EXTRA_ROUNDS. A ceiling that never settles marks the run disturbed:
+# a neighbour's load moved it, and a ratio against it is no verdict.
+STABLE_SPREAD = 0.10
+MAX_EXTRA_ROUNDS = 4
+
+
+def spread(values: Sequence[float]) -> float:
+    """(max - min) / median: 0.1 means the values lie within 10% of their median."""
+    middle = median(values)
+    return (max(values) - min(values)) / middle if values and middle > 0 else math.nan
+
+
 @dataclass
 class SideBySide:
-    """Alternating rounds of a measured server and its ceiling."""
+    """Alternating rounds of a measured server and its ceiling; the last `window` rounds count."""
 
     measured: list[LoadResult] = field(default_factory=list)
     ceiling: list[LoadResult] = field(default_factory=list)
+    window: int = 0  # 0: every round
+
+    def _last(self, runs: list[LoadResult]) -> list[LoadResult]:
+        return runs[-self.window :] if self.window else runs
 
     @property
     def ratios(self) -> list[float]:
-        return [ratio(m.rps, c.rps) for m, c in zip(self.measured, self.ceiling, strict=True)]
+        pairs = zip(self._last(self.measured), self._last(self.ceiling), strict=True)
+        return [ratio(m.rps, c.rps) for m, c in pairs]
+
+    @property
+    def ceiling_spread(self) -> float:
+        return spread([r.rps for r in self._last(self.ceiling)])
+
+    @property
+    def stable(self) -> bool:
+        return self.ceiling_spread <= STABLE_SPREAD
 
     def summary(self) -> dict[str, float]:
+        measured, ceiling = self._last(self.measured), self._last(self.ceiling)
         return {
-            "rps": median([r.rps for r in self.measured]),
-            "p50_ms": median([r.p50_ms for r in self.measured]),
-            "p99_ms": median([r.p99_ms for r in self.measured]),
-            "ceiling_rps": median([r.rps for r in self.ceiling]),
-            "ceiling_p50_ms": median([r.p50_ms for r in self.ceiling]),
-            "ceiling_p99_ms": median([r.p99_ms for r in self.ceiling]),
+            "rps": median([r.rps for r in measured]),
+            "p50_ms": median([r.p50_ms for r in measured]),
+            "p99_ms": median([r.p99_ms for r in measured]),
+            "ceiling_rps": median([r.rps for r in ceiling]),
+            "ceiling_p50_ms": median([r.p50_ms for r in ceiling]),
+            "ceiling_p99_ms": median([r.p99_ms for r in ceiling]),
             "ratio": median(self.ratios),
         }
 
@@ -143,9 +171,12 @@ def side_by_side(
     connections: int,
     after_round: Callable[[LoadResult], None] = lambda _: None,
 ) -> SideBySide:
-    """`rounds` x (ceiling, then measured), each `seconds` long; both (base_url, paths)."""
-    result = SideBySide()
-    for _ in range(rounds):
+    """Rounds of (ceiling, then measured), each `seconds` long, until the last `rounds` ceilings are
+    stable or MAX_EXTRA_ROUNDS more were run; both arguments are (base_url, paths)."""
+    result = SideBySide(window=rounds)
+    while len(result.ceiling) < rounds or (
+        not result.stable and len(result.ceiling) < rounds + MAX_EXTRA_ROUNDS
+    ):
         result.ceiling.append(run_wrk(ceiling[0], ceiling[1], seconds=seconds, connections=connections))
         result.measured.append(run_wrk(measured[0], measured[1], seconds=seconds, connections=connections))
         after_round(result.measured[-1])

@@ -24,6 +24,10 @@ class Server:
     process: subprocess.Popen[bytes]
     base_url: str
     ready_seconds: float
+    log_path: Path  # its stdout and stderr
+
+    def log_bytes(self) -> int:
+        return self.log_path.stat().st_size
 
     @property
     def pid(self) -> int:
@@ -77,18 +81,19 @@ def serve(
     base_url = f"http://127.0.0.1:{port}"
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with (log_dir / f"{name}.log").open("ab") as log:
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - argv built by the harness
             argv, cwd=REPO_ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         while http_status(base_url + ready_path, timeout=0.5) != 200:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {log_dir / name}.log")
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {log_path}")
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"{name} did not answer {ready_path} within {timeout:.0f} s")
             time.sleep(0.005)
-        yield Server(name, process, base_url, time.monotonic() - started)
+        yield Server(name, process, base_url, time.monotonic() - started, log_path)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

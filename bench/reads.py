@@ -47,6 +47,8 @@ class ReadResults:
     hit_ratio: float = math.nan
     # Share of the mix's requests that cost a warehouse query (misses; not hits, collapsed or stale).
     query_ratio: float = math.nan
+    # Bytes the API wrote to its stdout and stderr per 1,000 requests of the measured mix.
+    log_bytes_per_thousand: float = math.nan
     # (requests served so far, API RSS in MiB) after each load run; the cached phases repeat the
     # same reads, so their samples say whether memory stays flat as the work grows.
     rss: list[tuple[float, float]] = field(default_factory=list)
@@ -60,16 +62,17 @@ def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
         return int(response.status), dict(response.headers.items()), response.read()
 
 
-def _figure(name: str, runs: SideBySide, note: str, cache_expected: bool) -> Figure:
+def _figure(name: str, runs: SideBySide, note: str, cached: bool) -> Figure:
     summary = runs.summary()
     hit = median([r.hit_ratio for r in runs.measured])
     ok = median([r.ok_ratio for r in runs.measured])
     notes = [note]
-    if cache_expected:
+    if cached:
+        ratios = runs.ratios
         notes.append(
-            "no Cache-Status header: this commit has no read cache, so every request queried the warehouse"
-            if math.isnan(hit)
-            else f"cache hits {hit:.0%}"
+            f"cache hits {hit:.0%}; ratio per round {min(ratios):.2f}-{max(ratios):.2f} over the last "
+            f"{len(ratios)} of {len(runs.ceiling)} rounds, ceiling spread {runs.ceiling_spread:.0%}"
+            + ("" if runs.stable else " (not stable: a disturbed run)")
         )
     if ok < 0.99:
         notes.append(f"answers: {_statuses(runs.measured)}")
@@ -84,7 +87,17 @@ def _figure(name: str, runs: SideBySide, note: str, cache_expected: bool) -> Fig
         ceiling_p50_ms=summary["ceiling_p50_ms"],
         ceiling_p99_ms=summary["ceiling_p99_ms"],
         note="; ".join(n for n in notes if n),
-        extra={"ratios": runs.ratios, "hit_ratio": hit, "ok_ratio": ok, "cached": cache_expected},
+        extra={
+            "ratios": runs.ratios,
+            "ratio": summary["ratio"],
+            "rounds": len(runs.ceiling),
+            "ceiling_rps_by_round": [r.rps for r in runs.ceiling],
+            "ceiling_spread": runs.ceiling_spread,
+            "stable": runs.stable,
+            "hit_ratio": hit,
+            "ok_ratio": ok,
+            "cached": cached,
+        },
     )
 
 
@@ -177,7 +190,7 @@ def measure_reads(
     get_paths = [f"/v1/flights/{event_id}?on={day}" for event_id, day in data.event_ids[:20]]
     uncached = mix.uncached_list_paths(data, 4000)
     responses = work_dir / "ceiling"
-    # Warm the cache (where there is one) and capture the exact responses the ceiling will answer.
+    # Warm the cache and capture the exact responses the ceiling will answer.
     for path in [list_path, list_path, *get_paths, *get_paths]:
         fetch(api.base_url + path)
     save_response(responses, "list", *fetch(api.base_url + list_path))
@@ -200,7 +213,7 @@ def measure_reads(
             connections=config.connections,
             after_round=track.add_cached,
         )
-        results.figures.append(_figure("list page (cached)", runs, list_path, cache_expected=True))
+        results.figures.append(_figure("list page (cached)", runs, list_path, cached=True))
         log("  reads: lookups by id vs ceiling")
         runs = side_by_side(
             (api.base_url, get_paths),
@@ -210,11 +223,15 @@ def measure_reads(
             connections=config.connections,
             after_round=track.add_cached,
         )
-        results.figures.append(_figure("get by id (cached)", runs, f"{len(get_paths)} ids with ?on=", True))
+        results.figures.append(
+            _figure("get by id (cached)", runs, f"{len(get_paths)} ids with ?on=", cached=True)
+        )
         log(f"  reads: realistic mix ({config.mix_seconds:g} s to warm the cache, then measured)")
         paths = mix.read_paths(data, 20_000)
         warming = run_wrk(api.base_url, paths, seconds=config.mix_seconds, connections=config.mix_connections)
+        logged = api.log_bytes()
         mixed = run_wrk(api.base_url, paths, seconds=config.mix_seconds, connections=config.mix_connections)
+        results.log_bytes_per_thousand = 1000 * (api.log_bytes() - logged) / max(mixed.requests, 1)
         track.add(warming, mixed)
         results.hit_ratio, results.query_ratio = mixed.hit_ratio, mixed.query_ratio
         results.figures.append(
@@ -227,7 +244,8 @@ def measure_reads(
                 note=f"steady state after a warm-up window (hits {warming.hit_ratio:.0%} while warming); "
                 + f"{mix.__name__}: "
                 + ", ".join(f"{k} {v:.0%}" for k, v in mix.SHARES.items() if k != "publish")
-                + (f"; cache hits {mixed.hit_ratio:.0%}" if not math.isnan(mixed.hit_ratio) else "; no cache")
+                + f"; cache hits {mixed.hit_ratio:.0%}"
+                + f"; API log {results.log_bytes_per_thousand / 1000:,.0f} kB per 1,000 requests"
                 + (f"; answers: {_statuses([mixed])}" if mixed.ok_ratio < 0.99 else ""),
                 extra={
                     "hit_ratio": mixed.hit_ratio,
@@ -238,6 +256,7 @@ def measure_reads(
                     "statuses": mixed.statuses,
                     "warming_hit_ratio": warming.hit_ratio,
                     "warming_statuses": warming.statuses,
+                    "log_bytes_per_thousand": results.log_bytes_per_thousand,
                 },
             )
         )
@@ -266,7 +285,9 @@ def measure_reads(
                 )
             )
         track.add(*uncached_runs.measured)
-        figure = _figure("list, uncached (2xx/s)", uncached_runs, "every request a different query", False)
+        figure = _figure(
+            "list, uncached (2xx/s)", uncached_runs, "every request a different query", cached=False
+        )
         # Requests the warehouse could not answer in time end as fast 503s; count only the answers.
         figure.extra["all_answers_rps"] = figure.value
         figure.value = median([r.statuses["2xx"] / r.seconds for r in uncached_runs.measured])

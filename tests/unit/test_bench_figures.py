@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 
 from app.contract.flight_event import decode_event
-from bench import mix
+from bench import load, mix
 from bench.figures import (
     MIB,
     MINIMUM_BILLED_BYTES,
@@ -26,7 +26,7 @@ from bench.figures import (
     percentile,
     query_dollars,
 )
-from bench.load import SideBySide, parse_wrk_output
+from bench.load import MAX_EXTRA_ROUNDS, SideBySide, parse_wrk_output, side_by_side
 from bench.report import figures_table, targets_table
 
 
@@ -60,6 +60,38 @@ def test_side_by_side_ratios_pair_adjacent_rounds() -> None:
     assert summary["ratio"] == pytest.approx(0.6)
     assert summary["rps"] == 200  # median of 200, 150, 450 req/s
     assert summary["ceiling_rps"] == 500
+
+
+def _rounds(monkeypatch: pytest.MonkeyPatch, ceilings: list[int]) -> SideBySide:
+    """side_by_side over a ceiling answering `ceilings` requests per round, the API always 400."""
+    answers = iter(ceilings)
+
+    def fake_wrk(base_url: str, paths: list[str], **_: object) -> load.LoadResult:
+        return parse_wrk_output(wrk_line(requests=next(answers) if base_url == "ceiling" else 400))
+
+    monkeypatch.setattr(load, "run_wrk", fake_wrk)
+    return side_by_side(("api", ["/"]), ("ceiling", ["/"]), rounds=3, seconds=1, connections=1)
+
+
+def test_a_ceiling_that_moved_is_measured_again_until_it_holds_still(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _rounds(monkeypatch, [1000, 500, 1000, 1000, 1000, 9999])
+    assert len(runs.ceiling) == 5, "two more rounds, then the last three agree"
+    assert runs.stable
+    assert runs.ceiling_spread == 0
+    assert runs.ratios == pytest.approx([0.4, 0.4, 0.4]), "only the stable rounds count"
+
+
+def test_a_ceiling_that_never_settles_marks_the_run_disturbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _rounds(monkeypatch, [1000, 500] * 10)
+    assert len(runs.ceiling) == 3 + MAX_EXTRA_ROUNDS
+    assert not runs.stable
+    assert runs.ceiling_spread == pytest.approx(500 / 1000)
+
+
+def test_a_steady_ceiling_takes_the_rounds_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _rounds(monkeypatch, [1000, 980, 1020, 1] * 3)
+    assert len(runs.ceiling) == 3
+    assert runs.stable
 
 
 def test_percentile_is_nearest_rank() -> None:
