@@ -9,18 +9,34 @@ LOCUST_VENV := .venv-locust
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint typecheck plan preflight cost-diff checkov lock clean bench locust-env notebook conformance
+.PHONY: help install run replay deadletters docs check test lint typecheck tests-offline tests-all tests-policy plan \
+	preflight cost-diff checkov lock clean bench locust-env notebook conformance
+
+# Python caches bytecode (in .venv and the gitignored __pycache__/) even where PYTHONDONTWRITEBYTECODE
+# is set: a test run starts dozens of Python processes, and each would compile its imports again.
+unexport PYTHONDONTWRITEBYTECODE
+# The tests wait on emulators, bridges and runners far more than they use the CPU: on 2 cores,
+# 3 workers, each given whole test files, slowest first (tests/conftest.py), finish first.
+# The offline lane is CPU-bound: 2 workers, one per core (each renders the stacks once).
+TEST_WORKERS ?= 3
+CHECK_WORKERS ?= 2
+PYTEST_PARALLEL := $(VENV)/bin/pytest --dist loadfile --no-loadscope-reorder --durations=10
+OFFLINE_TESTS := tests/unit tests/platform tests/delivery
 
 help:
 	@echo "make run        start emulators, bridge, replay flights, serve the API on http://127.0.0.1:8000"
-	@echo "make test       lint, type-check and run the whole test suite (starts its own emulators)"
+	@echo "make replay     ARGS=\"--days N | --all | --resume\": replay more flights into the running stack"
+	@echo "make deadletters ARGS=\"list | redrive ... | discard ...\": the running stack's dead letters (docs/ingest.md)"
+	@echo "make docs       print the running API's interactive docs URL"
+	@echo "make check      the fast lane: lint, types, unit, platform, delivery and policy tests; no emulators (~2 min)"
+	@echo "make test       all of make check, plus integration, fuzz, e2e and notebook tests on emulators (~8 min)"
 	@echo "make plan       render the dev/staging/prod stacks offline into plans/, diff them, estimate their cost"
 	@echo "make cost-diff  BASE_PLANS=dir HEAD_PLANS=dir: each stack's monthly cost before and after (markdown)"
 	@echo "make conformance STACK=dev|staging|prod   check a deployed stack as only a real project can (docs/operations.md)"
 	@echo "make notebook   run notebooks/walkthrough.ipynb fully (its own stack) and store it with its outputs"
 	@echo "make checkov    checkov over the Dockerfile and the GitHub workflows (its own environment; CI runs it)"
 	@echo "make lock       re-export the hash-pinned requirements from pyproject.toml"
-	@echo "make bench      performance against ceilings measured in the same run (needs wrk; ~5 min)"
+	@echo "make bench      performance against ceilings measured in the same run (needs wrk; 3-5 min)"
 	@echo "make locust-env Locust in .venv-locust, for load tests of a deployed stack (docs/performance.md)"
 
 install: $(VENV)/.installed $(POLICY_VENV)/.installed
@@ -54,8 +70,24 @@ $(LOCUST_VENV)/.installed: requirements/locust.txt $(VENV)/.installed
 
 locust-env: $(LOCUST_VENV)/.installed
 
+# The local stack's commands, from the project's environment (no activated venv needed).
+# ARGS passes options on, e.g. `make run ARGS=--all`, `make deadletters ARGS="redrive --all-fitting"`;
+# STATE_DIR is where the running stack describes itself (stack.json).
+ARGS ?=
+STATE_DIR ?= .local
 run: $(VENV)/.installed
-	$(PY) -m app.local run
+	$(PY) -m app.local run --state-dir $(STATE_DIR) $(ARGS)
+
+replay: $(VENV)/.installed
+	$(PY) -m app.local replay --state-dir $(STATE_DIR) $(ARGS)
+
+deadletters: $(VENV)/.installed
+	$(PY) -m app.deadletters --stack-file $(STATE_DIR)/stack.json $(ARGS)
+
+# The running stack's interactive docs (Swagger UI, served offline by the API): a URL to open.
+docs: $(VENV)/.installed
+	@$(PY) -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_base_url"] + "/schema")' \
+		$(STATE_DIR)/stack.json 2>/dev/null || { echo "no local stack running: start one with make run"; exit 1; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -65,9 +97,22 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy app bench notebooks/execute.py platform/airline_platform platform/bootstrap/airline_bootstrap
 
-test: install lint typecheck
-	$(VENV)/bin/pytest
-	$(POLICY_VENV)/bin/pytest -p no:cacheprovider platform/policy/tests
+# The lanes run their parts side by side (lint and types are CPU-light beside pytest's waits);
+# --output-sync=line keeps each line whole, and every part runs even when another fails.
+check: install
+	@$(MAKE) --no-print-directory --jobs --keep-going --output-sync=line lint typecheck tests-offline tests-policy
+
+test: install
+	@$(MAKE) --no-print-directory --jobs --keep-going --output-sync=line lint typecheck tests-all tests-policy
+
+tests-offline: $(VENV)/.installed
+	$(PYTEST_PARALLEL) -n $(CHECK_WORKERS) $(OFFLINE_TESTS)
+
+tests-all: $(VENV)/.installed
+	$(PYTEST_PARALLEL) -n $(TEST_WORKERS)
+
+tests-policy: $(POLICY_VENV)/.installed
+	$(POLICY_VENV)/bin/pytest -q -p no:cacheprovider platform/policy/tests
 
 # Not part of `make test`: timing belongs in a benchmark that prints numbers, not in assertions.
 # Options as variables: BENCH_REPLAY_DAYS (30; 365 = the full year), BENCH_ROUNDS, BENCH_SECONDS,

