@@ -29,7 +29,7 @@ help:
 	@echo "make deadletters ARGS=\"list | redrive ... | discard ...\": the running stack's dead letters (docs/ingest.md)"
 	@echo "make docs       print the running API's interactive docs URL"
 	@echo "make check      the fast lane: lint, types, unit, platform, delivery and policy tests; no emulators (~2 min)"
-	@echo "make test       all of make check, plus integration, fuzz, e2e and notebook tests on emulators (~8 min)"
+	@echo "make test       all of make check, plus integration, fuzz, e2e and notebook tests on emulators (~5 min)"
 	@echo "make plan       render the dev/staging/prod stacks offline into plans/, diff them, estimate their cost"
 	@echo "make cost-diff  BASE_PLANS=dir HEAD_PLANS=dir: each stack's monthly cost before and after (markdown)"
 	@echo "make conformance STACK=dev|staging|prod   check a deployed stack as only a real project can (docs/operations.md)"
@@ -97,13 +97,14 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy app bench notebooks/execute.py platform/airline_platform platform/bootstrap/airline_bootstrap
 
-# The lanes run their parts side by side (lint and types are CPU-light beside pytest's waits);
-# --output-sync=line keeps each line whole, and every part runs even when another fails.
+# The lanes run their parts side by side (lint, types and the policy tests beside pytest, which waits a lot);
+# pytest's progress shows as it runs (no --output-sync: make would hold it back until pytest ends),
+# and every part runs even when another fails.
 check: install
-	@$(MAKE) --no-print-directory --jobs --keep-going --output-sync=line lint typecheck tests-offline tests-policy
+	@$(MAKE) --no-print-directory --jobs --keep-going lint typecheck tests-offline tests-policy
 
 test: install
-	@$(MAKE) --no-print-directory --jobs --keep-going --output-sync=line lint typecheck tests-all tests-policy
+	@$(MAKE) --no-print-directory --jobs --keep-going lint typecheck tests-all tests-policy
 
 tests-offline: $(VENV)/.installed
 	$(PYTEST_PARALLEL) -n $(CHECK_WORKERS) $(OFFLINE_TESTS)
