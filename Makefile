@@ -107,7 +107,7 @@ test: install
 	@$(MAKE) --no-print-directory --jobs --keep-going lint typecheck tests-all tests-policy
 
 tests-offline: $(VENV)/.installed
-	$(PYTEST_PARALLEL) -n $(CHECK_WORKERS) $(OFFLINE_TESTS)
+	$(PYTEST_PARALLEL) -n $(CHECK_WORKERS) -m 'not cli' $(OFFLINE_TESTS)
 
 tests-all: $(VENV)/.installed
 	$(PYTEST_PARALLEL) -n $(TEST_WORKERS)

@@ -232,6 +232,7 @@ def test_the_docs_hold_commands_of_every_cli() -> None:
     assert len(ALL) > 40
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -248,6 +249,7 @@ def test_the_check_tells_a_wrong_flag_from_a_right_one(argv: list[str], expected
     assert verdict(argv, output) == expected, output
 
 
+@pytest.mark.cli
 @pytest.mark.timeout(1200)  # ~45 CLI starts; bq waits for its refused connection
 def test_every_gcloud_and_bq_command_parses() -> None:
     needs_clis()
