@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from google.cloud import bigquery
 
+from app.api.flights import DEFAULT_WINDOW_DAYS
 from app.api.warehouse import EVENT_COLUMNS, LATEST_FIRST
 from app.contract.flight_event import CORRECTION_HORIZON
 from app.contract.warehouse_schema import table_schema
@@ -55,7 +56,9 @@ def read_bytes(client: bigquery.Client, table_id: str) -> tuple[float, float]:
     ) / total_rows
 
 
-def query_shapes(per_day: float, per_row: float, default_window_days: int = 7) -> dict[str, QueryShape]:
+def query_shapes(
+    per_day: float, per_row: float, default_window_days: int = DEFAULT_WINDOW_DAYS
+) -> dict[str, QueryShape]:
     """The API's query shapes, keyed by the mix's request kinds where one maps to a shape."""
     margin = 2 * CORRECTION_HORIZON.days
     year_days = 365

@@ -94,7 +94,7 @@ def pubsub_ceiling(stack: LocalStack, events: list[bytes], pullers: int, timeout
     admin_subscriber.close()
     received = 0
     lock = threading.Lock()
-    subscription = f"projects/{stack.project}/subscriptions/{settings.subscription}"
+    subscription = pubsub_v1.SubscriberClient.subscription_path(stack.project, settings.subscription)
 
     def pull_and_ack(deadline: float) -> None:
         nonlocal received
@@ -109,7 +109,7 @@ def pubsub_ceiling(stack: LocalStack, events: list[bytes], pullers: int, timeout
         subscriber.close()
 
     client = publisher(stack.pubsub_host)
-    topic = f"projects/{stack.project}/topics/{settings.topic}"
+    topic = pubsub_v1.PublisherClient.topic_path(stack.project, settings.topic)
     began = time.monotonic()
     with ThreadPoolExecutor(pullers) as pool:
         pulls = [pool.submit(pull_and_ack, began + timeout) for _ in range(pullers)]
@@ -129,7 +129,7 @@ def insert_ceiling(stack: LocalStack, events: list[bytes], writers: int, batch_s
     client = stack.bigquery()
     provision_bigquery(client, stack.project, settings)
     table_id = f"{stack.project}.{settings.dataset}.{settings.table}"
-    mapper = RowMapper(f"projects/{stack.project}/subscriptions/bench-ceiling")
+    mapper = RowMapper(pubsub_v1.SubscriberClient.subscription_path(stack.project, "bench-ceiling"))
     now = datetime.now(UTC)
     rows = [
         mapper.to_row(data, message_id=str(n), publish_time=now, attributes=REPLAY_ATTRIBUTES)

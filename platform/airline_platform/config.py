@@ -16,6 +16,7 @@ import pulumi
 
 from airline_platform.monitoring.config import MonitoringConfig
 from app.contract.pipeline import PIPELINE
+from app.contract.service_env import ConfigError
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 INGRESS_VALUES = (
@@ -49,10 +50,6 @@ _IMAGE_BY_DIGEST = re.compile(
     r"^[a-z0-9]+(-[a-z0-9]+)*-docker\.pkg\.dev/[a-z][a-z0-9-]{4,28}[a-z0-9]/[a-z0-9][a-z0-9._-]*"
     r"/[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$"
 )
-
-
-class ConfigError(ValueError):
-    """The stack configuration is missing values or holds invalid ones."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.cloud import pubsub_v1
 from pulumi.runtime import mocks
 
 from airline_platform import plan_report
@@ -133,9 +134,9 @@ class _Mocks(pulumi.runtime.Mocks):
         outputs: dict[str, Any] = dict(inputs)
         resource_id = f"{args.name}-id"
         if args.typ == "gcp:pubsub/topic:Topic":
-            resource_id = f"projects/{inputs['project']}/topics/{inputs['name']}"
+            resource_id = pubsub_v1.PublisherClient.topic_path(inputs["project"], inputs["name"])
         elif args.typ == "gcp:pubsub/subscription:Subscription":
-            resource_id = f"projects/{inputs['project']}/subscriptions/{inputs['name']}"
+            resource_id = pubsub_v1.SubscriberClient.subscription_path(inputs["project"], inputs["name"])
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
         elif args.typ == "gcp:kms/keyRing:KeyRing":
